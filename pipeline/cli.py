@@ -1,0 +1,150 @@
+"""Command line: run the whole pipeline, show where results are, collect garbage.
+
+    python -m pipeline.cli demo         # materialize every asset (in-process), print results
+    python -m pipeline.cli where        # latest version folder of every asset
+    python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
+
+All commands use ``$DAGSTER_HOME`` (default ``.lgcd/<dataset>/dagster_home``),
+so runs made here show up in the Dagster UI started by ``make ui``.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pipeline import settings
+
+
+def prepare_instance_home() -> Path:
+    """Create ``$DAGSTER_HOME`` with the project's dagster.yaml if it has none."""
+    home = settings.dagster_home_default()
+    os.environ[settings.ENV_DAGSTER_HOME] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        shutil.copy(Path(__file__).with_name("dagster.yaml"), target)
+    return home
+
+
+def _latest_paths(defs, instance) -> dict[str, tuple[Path, dict]]:
+    """Asset key -> (version folder, metadata) of its latest materialization."""
+    import dagster as dg
+
+    out = {}
+    for key in sorted(defs.resolve_asset_graph().get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+        if records and records[0].asset_materialization:
+            meta = records[0].asset_materialization.metadata
+            if "path" in meta:
+                out[key.to_user_string()] = (Path(meta["path"].value), meta)
+    return out
+
+
+def referenced_paths(defs, instance) -> set[Path]:
+    """Every version folder that a latest materialization (per asset and partition) points to."""
+    import dagster as dg
+
+    paths: set[Path] = set()
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        partitions = instance.get_materialized_partitions(key) or [None]
+        for partition in partitions:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
+                limit=1,
+            ).records
+            for record in records:
+                meta = record.asset_materialization.metadata if record.asset_materialization else {}
+                if "path" in meta:
+                    paths.add(Path(meta["path"].value))
+    return paths
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipeline.definitions import defs
+
+    home = prepare_instance_home()
+    started = time.time()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(args.job).execute_in_process(instance=instance, raise_on_error=False)
+        elapsed = time.time() - started
+        if not result.success:
+            for event in result.all_events:
+                if event.is_step_failure:
+                    print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}",
+                          file=sys.stderr)
+            return 1
+        print(f"\nMaterialized job '{args.job}' in {elapsed:.0f} s (dataset: {settings.dataset_name()}).")
+        _print_where(defs, instance)
+    print(f"\nDagster instance: {home}")
+    print("Open the UI:  make ui   then browse http://127.0.0.1:3000")
+    return 0
+
+
+def _print_where(defs, instance) -> None:
+    print(f"Storage root: {settings.storage_root_default()}")
+    for name, (path, meta) in _latest_paths(defs, instance).items():
+        rows = meta.get("dagster/row_count")
+        extra = f"  rows={rows.value}" if rows is not None else ""
+        print(f"  {name:<28} {path}{extra}")
+
+
+def cmd_where(_: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipeline.definitions import defs
+
+    prepare_instance_home()
+    with dg.DagsterInstance.get() as instance:
+        _print_where(defs, instance)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipeline import storage
+    from pipeline.definitions import defs
+
+    prepare_instance_home()
+    root = storage.ensure_root(settings.storage_root_default())
+    with dg.DagsterInstance.get() as instance:
+        keep = referenced_paths(defs, instance)
+    report = storage.collect_garbage(root, keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in report.removed:
+        print(f"{verb} {path}")
+    print(f"{verb} {len(report.removed)} folders ({report.freed_bytes / 1e6:.1f} MB); "
+          f"kept {len(report.kept)} referenced versions")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.cli", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="materialize every asset and print where the results are")
+    demo.add_argument("--job", default="full_rebuild")
+    demo.set_defaults(func=cmd_demo)
+    sub.add_parser("where", help="print the latest version folder of every asset").set_defaults(func=cmd_where)
+    gc = sub.add_parser("gc", help="remove versions no latest materialization references")
+    gc.add_argument("--dry-run", action="store_true")
+    gc.set_defaults(func=cmd_gc)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # a user-facing tool: one clear line, not a traceback
+        from pipeline.config import ConfigError
+        from pipeline.storage import StorageError
+
+        if isinstance(exc, ConfigError | StorageError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

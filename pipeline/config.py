@@ -1,0 +1,132 @@
+"""Typed run configuration: one YAML file per dataset pair in ``configs/``.
+
+The file is validated when the code location loads, so a typo fails in the UI's
+"Reload definitions" with the file and field named, not halfway through a run.
+"""
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from models.synthetic import SyntheticConfig
+
+Format = Literal["synthetic", "amazon2018", "amazon2023", "llmcdsr"]
+FORMATS: tuple[str, ...] = ("synthetic", "amazon2018", "amazon2023", "llmcdsr")
+DOMAIN_KEYS = ("A", "B")
+
+
+class ConfigError(ValueError):
+    """A dataset configuration that cannot be used; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class DomainSource:
+    category: str  # Amazon category name, e.g. Grocery_and_Gourmet_Food
+    reviews: Path | None = None  # raw review file (amazon formats)
+    meta: Path | None = None  # raw metadata file (amazon formats)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    format: Format
+    domains: dict[str, DomainSource]  # keys "A" and "B"
+    window_days: int | None = 365  # keep the newest N days; None keeps everything
+    k_core: int = 5  # iterative k-core on users and items
+    train_fraction: float = 0.8  # overlapping users used as training anchors
+    seed: int = 0
+    release_dir: Path | None = None  # llmcdsr: folder holding the processed release
+    history_policy: Literal["strict", "full"] = "strict"  # llmcdsr valid/test histories
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    source_file: Path | None = None
+
+    def domain_categories(self) -> tuple[str, str]:
+        return self.domains["A"].category, self.domains["B"].category
+
+
+def _resolve(base: Path, value: Any) -> Path | None:
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_dataset_config(path: Path) -> DatasetConfig:
+    """Parse and validate one dataset YAML; relative paths are relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"dataset config {path} does not exist (set LGCD_DATASET to a file in configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"dataset config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"dataset config {path} must be a mapping")
+
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"dataset config {path}: {msg}")
+
+    known = {f.name for f in fields(DatasetConfig)} - {"source_file"}
+    unknown = set(raw) - known
+    if unknown:
+        raise fail(f"unknown fields {sorted(unknown)}; allowed {sorted(known)}")
+    fmt = raw.get("format")
+    if fmt not in FORMATS:
+        raise fail(f"format={fmt!r}; allowed {list(FORMATS)}")
+    domains_raw = raw.get("domains") or {}
+    if set(domains_raw) != set(DOMAIN_KEYS):
+        raise fail(f"domains must have exactly the keys A and B, got {sorted(domains_raw)}")
+    base = path.parent
+    domains = {}
+    for key in DOMAIN_KEYS:
+        entry = domains_raw[key] or {}
+        if "category" not in entry:
+            raise fail(f"domains.{key}.category is missing")
+        domains[key] = DomainSource(
+            category=str(entry["category"]),
+            reviews=_resolve(base, entry.get("reviews")),
+            meta=_resolve(base, entry.get("meta")),
+        )
+        if fmt in {"amazon2018", "amazon2023"} and (domains[key].reviews is None or domains[key].meta is None):
+            raise fail(f"domains.{key} needs 'reviews' and 'meta' paths for format {fmt}")
+    if domains["A"].category == domains["B"].category:
+        raise fail("domains A and B must be different categories")
+    window = raw.get("window_days", 365)
+    if window is not None and (not isinstance(window, int) or window <= 0):
+        raise fail(f"window_days={window!r}; must be a positive integer or null")
+    k = raw.get("k_core", 5)
+    if not isinstance(k, int) or not 1 <= k <= 1000:
+        raise fail(f"k_core={k!r}; allowed integers in [1, 1000]")
+    frac = raw.get("train_fraction", 0.8)
+    if not isinstance(frac, int | float) or not 0.0 < frac < 1.0:
+        raise fail(f"train_fraction={frac!r}; allowed (0, 1)")
+    policy = raw.get("history_policy", "strict")
+    if policy not in ("strict", "full"):
+        raise fail(f"history_policy={policy!r}; allowed ['strict', 'full']")
+    synthetic_raw = raw.get("synthetic") or {}
+    try:
+        synthetic = SyntheticConfig(
+            **synthetic_raw,
+            seed=int(raw.get("seed", 0)),
+            domains=(domains["A"].category, domains["B"].category),
+        )
+    except (TypeError, ValueError) as exc:
+        raise fail(f"synthetic: {exc}") from exc
+    release = _resolve(base, raw.get("release_dir"))
+    if fmt == "llmcdsr" and release is None:
+        raise fail("format llmcdsr needs release_dir")
+    return DatasetConfig(
+        name=str(raw.get("name", path.stem)),
+        format=fmt,
+        domains=domains,
+        window_days=window,
+        k_core=k,
+        train_fraction=float(frac),
+        seed=int(raw.get("seed", 0)),
+        release_dir=release,
+        history_policy=policy,
+        synthetic=synthetic,
+        source_file=path.resolve(),
+    )

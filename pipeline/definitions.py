@@ -1,0 +1,31 @@
+"""The one ``Definitions`` of this code location: assets, checks, resources, jobs, schedules.
+
+The dataset pair comes from ``$LGCD_DATASET`` (default ``demo``); see README.md.
+``build_definitions`` is also what tests call with their own config and storage.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+
+from assets import raw
+from pipeline import settings
+from pipeline.config import DatasetConfig, load_dataset_config
+from pipeline.io_managers import VersionedIOManager, VersionStore
+from pipeline.jobs import full_rebuild
+from pipeline.schedules import weekly_full_rebuild
+
+
+def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None) -> dg.Definitions:
+    """Assemble the asset graph for one dataset pair, storing under ``storage_root``."""
+    store = VersionStore(root=str(storage_root or settings.storage_root_default()))
+    assets = [*raw.build(cfg)]
+    return dg.Definitions(
+        assets=assets,
+        resources={"store": store, "io_manager": VersionedIOManager(store=store)},
+        jobs=[full_rebuild],
+        schedules=[weekly_full_rebuild],
+    )
+
+
+defs = build_definitions(load_dataset_config(settings.dataset_config_path()))

@@ -1,0 +1,9 @@
+"""Jobs over the asset graph. More arrive with the stages (issue: operations)."""
+
+import dagster as dg
+
+full_rebuild = dg.define_asset_job(
+    "full_rebuild",
+    selection=dg.AssetSelection.all(),
+    description="Materialize every asset of the selected dataset, from raw files to the report.",
+)
