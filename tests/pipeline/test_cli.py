@@ -1,0 +1,59 @@
+"""The README's first command end to end (in-process), plus `where` and `gc`."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import storage
+from pipeline.settings import PROJECT_ROOT
+
+
+def _run(args, env, **kw):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, **kw)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    import os
+
+    e = dict(os.environ)
+    e.update(LGCD_STORAGE_ROOT=str(tmp_path / "storage"), DAGSTER_HOME=str(tmp_path / "home"))
+    return e
+
+
+@pytest.mark.slow
+def test_demo_materializes_everything_then_gc_keeps_only_latest(env, tmp_path):
+    out = _run(["demo"], env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout
+    assert "http://127.0.0.1:3000" in out.stdout
+    assert (tmp_path / "home" / "dagster.yaml").is_file()
+    root = tmp_path / "storage"
+    # An orphan version (as if left by an older run) is removed; referenced ones stay.
+    orphan = storage.write(root, ["raw_sources"], storage.FileTree(PROJECT_ROOT / "configs"))
+    where = _run(["where"], env)
+    assert "raw_sources" in where.stdout
+    gc = _run(["gc"], env)
+    assert gc.returncode == 0, gc.stderr
+    assert not orphan.exists()
+    referenced = [line.split()[1] for line in where.stdout.splitlines() if line.startswith("  ")]
+    assert referenced and all(storage.read(p) is not None for p in referenced)
+
+
+def test_bad_storage_root_is_one_clear_line(env, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    env["LGCD_STORAGE_ROOT"] = str(blocker / "storage")
+    out = _run(["gc"], env)
+    assert out.returncode == 2
+    assert "error: storage root" in out.stderr and str(blocker / "storage") in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_dataset_name_is_one_clear_line(env):
+    env["LGCD_DATASET"] = "no_such_pair"
+    out = _run(["where"], env)
+    assert out.returncode == 2 and "no_such_pair.yaml does not exist" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,45 @@
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, load_dataset_config
+from pipeline.settings import PROJECT_ROOT
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (PROJECT_ROOT / "configs").glob("*.yaml")))
+def test_shipped_configs_load(name):
+    cfg = load_dataset_config(PROJECT_ROOT / "configs" / f"{name}.yaml")
+    assert cfg.name and set(cfg.domains) == {"A", "B"}
+
+
+def _write(tmp_path, **over):
+    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    base.update(over)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"format": "csv"}, "format='csv'"),
+    ({"k_core": 0}, "k_core=0"),
+    ({"train_fraction": 1.0}, "train_fraction=1.0"),
+    ({"colour": "red"}, "unknown fields"),
+    ({"synthetic": {"n_reviews": 5}}, "n_reviews=5 is out of range"),
+    ({"synthetic": {"overlap_fraction": 2.0}}, "overlap_fraction=2.0 is out of range"),
+])
+def test_bad_configs_name_file_and_field(tmp_path, override, message):
+    path = _write(tmp_path, **override)
+    with pytest.raises(ConfigError) as err:
+        load_dataset_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        load_dataset_config(tmp_path / "nope.yaml")
+
+
+def test_amazon_format_requires_paths(tmp_path):
+    path = _write(tmp_path, format="amazon2018")
+    with pytest.raises(ConfigError, match="domains.A needs 'reviews' and 'meta'"):
+        load_dataset_config(path)
