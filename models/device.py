@@ -14,7 +14,8 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"device={name!r} is not a torch device (use auto, cpu, cuda, cuda:N)") from exc
+        raise ValueError(
+            f"device={name!r} is not a torch device (use auto, cpu, cuda, cuda:N)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was requested but CUDA is not available on this machine")
     return device

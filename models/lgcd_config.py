@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Conditioning = Literal["cross_attention", "linear", "cfg", "id_only", "text_only", "none"]
-CONDITIONINGS: tuple[str, ...] = ("cross_attention", "linear", "cfg", "id_only", "text_only", "none")
+CONDITIONINGS: tuple[str, ...] = ("cross_attention", "linear", "cfg", "id_only", "text_only",
+                                  "none")
 Target = Literal["x0", "noise"]
 Fusion = Literal["moe", "linear"]
 CondTokens = Literal["cond", "cond+modalities"]
@@ -48,7 +49,7 @@ class LGCDConfig:
     n_experts: int = 8
 
     # --- Table 3 switches
-    use_diffusion: bool = True  # False: h_rev = 0, only L_rec (w/o Diffusion)
+    use_diffusion: bool = True  # False: h_final = h_cond, only L_rec (w/o Diffusion)
     diffuse_overlap: bool = True  # False: no L_diff from real overlap users
     diffuse_pseudo: bool = True  # False: no L_diff / L_align from pseudo users
     use_align: bool = True  # L_align on pseudo users (eq 20)
@@ -61,7 +62,7 @@ class LGCDConfig:
     w_align: float = 1.0
     w_rec: float = 1.0
     detach_target: bool = True  # stop-gradient on h_tgt so L_diff cannot collapse it
-    finetune_encoders: bool = True  # train the pre-trained domain encoders jointly
+    finetune_encoders: bool = False  # False: pre-trained encoders frozen (in eval mode)
 
     # --- data and optimisation (section 4.1.3)
     n_k: int = 10  # pseudo items per user; used by the pseudo stage, recorded here
@@ -128,12 +129,13 @@ class LGCDConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"LGCDConfig: unknown fields {sorted(unknown)}; allowed {sorted(known)}")
+            raise ValueError(
+                f"LGCDConfig: unknown fields {sorted(unknown)}; allowed {sorted(known)}")
         return cls(**values)
 
     @classmethod
     def variant(cls, name: str, **overrides: Any) -> "LGCDConfig":
-        """The named ablation or variant of ``VARIANTS``, with extra field overrides."""
+        """Build the named ablation or variant of ``VARIANTS``, with extra field overrides."""
         if name not in VARIANTS:
             raise ValueError(f"unknown LGCD variant {name!r}; allowed {sorted(VARIANTS)}")
         return cls(**{**VARIANTS[name], **overrides})

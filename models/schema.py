@@ -32,6 +32,9 @@ sequences (the split; one row per user sequence, chronological):
 For ``split == "train" and kind == "overlap"`` the history is the full mixed
 sequence *without* the target; for valid/test the history obeys the history
 policy (``strict``: only source-domain items).
+
+item_text_embeddings_{a,b} (one table per domain, one row per item, ordered by index):
+    item: str, index: i32, embedding: array[f32, E]  -- sentence embedding of the item text
 """
 
 DOMAINS = ("A", "B")
@@ -42,6 +45,7 @@ QUARANTINE = ("source", "line", "reason", "record")
 ITEM_CATALOG = ("item", "domain", "index", "title", "text")
 SEQUENCES = ("user", "split", "kind", "items", "domains", "timestamps", "target_item",
              "target_domain", "source_domain")
+ITEM_TEXT_EMBEDDINGS = ("item", "index", "embedding")
 
 
 def other(domain: str) -> str:

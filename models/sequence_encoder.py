@@ -93,8 +93,8 @@ class Block(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d), nn.LayerNorm(cfg.d)
         self.attn = CausalSelfAttention(cfg)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d, 4 * cfg.d), nn.GELU(), nn.Linear(4 * cfg.d, cfg.d),
-                                 nn.Dropout(cfg.dropout))
+        self.mlp = nn.Sequential(nn.Linear(cfg.d, 4 * cfg.d), nn.GELU(),
+                                 nn.Linear(4 * cfg.d, cfg.d), nn.Dropout(cfg.dropout))
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), allowed)
@@ -168,7 +168,8 @@ class DomainEncoder(nn.Module):
     def text_states(self, text_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Text encoder output at every position: (B, L, E) -> (B, L, d)."""
         if text_emb.dim() != 3 or text_emb.shape[-1] != self.cfg.text_dim:
-            raise ValueError(f"text_emb must be (B, L, {self.cfg.text_dim}), got {tuple(text_emb.shape)}")
+            raise ValueError(f"text_emb must be (B, L, {self.cfg.text_dim}), "
+                             f"got {tuple(text_emb.shape)}")
         self._check_mask(mask, text_emb.shape[:2])
         return self.text_encoder(self.text_proj(text_emb), mask)
 
@@ -257,8 +258,10 @@ def last_real(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def pad_sequences(sequences: list[list[int]], max_len: int, side: str = "left",
                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch ragged histories into (items (B, L) int64, mask (B, L) bool), keeping the last
-    ``max_len`` items of each; L is the longest kept history (at least 1)."""
+    """Batch ragged histories into (items (B, L) int64, mask (B, L) bool).
+
+    Each history keeps its last ``max_len`` items; L is the longest kept one (at least 1).
+    """
     if side not in ("left", "right"):
         raise ValueError(f"side={side!r}; use 'left' or 'right'")
     kept = [list(s)[-max_len:] for s in sequences]

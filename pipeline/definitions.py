@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import raw
+from assets import embeddings, encoders, grounding, ingest, llm, prepare, pseudo, raw, splits
 from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 from pipeline.io_managers import VersionedIOManager, VersionStore
@@ -19,10 +19,15 @@ from pipeline.schedules import weekly_full_rebuild
 def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None) -> dg.Definitions:
     """Assemble the asset graph for one dataset pair, storing under ``storage_root``."""
     store = VersionStore(root=str(storage_root or settings.storage_root_default()))
-    assets = [*raw.build(cfg)]
+    assets = [*raw.build(cfg), *ingest.build(cfg), *prepare.build(cfg), *splits.build(cfg),
+              *embeddings.build(cfg), *encoders.build(cfg), *llm.build(cfg), *pseudo.build(cfg),
+              *grounding.build(cfg)]
+    checks = [*prepare.build_checks(cfg), *splits.build_checks(cfg)]
     return dg.Definitions(
         assets=assets,
-        resources={"store": store, "io_manager": VersionedIOManager(store=store)},
+        asset_checks=checks,
+        resources={"store": store, "io_manager": VersionedIOManager(store=store),
+                   "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(settings.PROJECT_ROOT))},
         jobs=[full_rebuild],
         schedules=[weekly_full_rebuild],
     )

@@ -10,11 +10,13 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from models.errors import UnusableDataError
 from models.sources import SourceError
 from pipeline.config import ConfigError
 from pipeline.storage import StorageError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (SourceError, ConfigError, StorageError)
+USER_ERRORS: tuple[type[BaseException], ...] = (SourceError, ConfigError, StorageError,
+                                                UnusableDataError)
 
 
 class DataError(ValueError):

@@ -1,0 +1,97 @@
+"""Stage 2b: per-domain pre-trained sequence encoders (paper section 3.3.1), one checkpoint each.
+
+One asset per domain, so a user can retrain one domain alone. Each trains on the
+domain's single-domain users only and early-stops on a held-out slice of them;
+the checkpoint is self-contained (it carries the item text embeddings) and loads
+with ``DomainEncoder.from_checkpoint(ckpt.state_dict, ckpt.config)``.
+"""
+
+import base64
+import dataclasses
+
+import dagster as dg
+import polars as pl
+import torch
+
+from assets import groups
+from assets.embeddings import asset_name as embeddings_asset
+from models.encoder_training import (
+    EpochStats,
+    TrainingDataError,
+    TrainResult,
+    single_domain_sequences,
+    train_domain_encoder,
+)
+from models.plots import training_curves_png
+from pipeline.config import DatasetConfig
+from pipeline.errors import user_errors
+from pipeline.io_managers import VersionStore
+from pipeline.storage import Checkpoint
+from pipeline.versioning import code_version
+
+
+def asset_name(domain: str) -> str:
+    return f"sequence_encoder_{domain.lower()}"
+
+
+def _history_markdown(result: TrainResult) -> str:
+    lines = ["| epoch | loss | HR@10 | NDCG@10 | s |", "|---:|---:|---:|---:|---:|"]
+    for e in result.history:
+        best = " **best**" if e.epoch == result.best_epoch else ""
+        lines.append(f"| {e.epoch}{best} | {e.loss:.4f} | {e.hr10:.4f} | {e.ndcg10:.4f} "
+                     f"| {e.seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def _curve_markdown(result: TrainResult, domain: str) -> str:
+    h = result.history
+    png = training_curves_png([e.epoch for e in h], [e.loss for e in h],
+                              {"HR@10": [e.hr10 for e in h], "NDCG@10": [e.ndcg10 for e in h]},
+                              f"sequence encoder, domain {domain}", result.best_epoch)
+    return f"![training curves](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=asset_name(domain),
+        group_name=groups.ENCODERS,
+        pool="gpu",
+        code_version=code_version("enc1", cfg.encoder),
+        ins={"embeddings": dg.AssetIn(key=embeddings_asset(domain))},
+        kinds={"pytorch"},
+        description=f"Pre-trained ID + text sequence encoder of domain {domain} with its "
+                    "fusion layer (eqs. 1-3).",
+    )
+    def sequence_encoder(context: dg.AssetExecutionContext, store: VersionStore,
+                         sequences: pl.DataFrame, embeddings: pl.DataFrame) -> dg.MaterializeResult:
+        """Pre-trained ID + text sequence encoder of one domain with its fusion layer."""
+
+        def log_epoch(e: EpochStats) -> None:
+            context.log.info(f"domain {domain} epoch {e.epoch}: loss {e.loss:.4f}, "
+                             f"val HR@10 {e.hr10:.4f}, NDCG@10 {e.ndcg10:.4f} ({e.seconds:.1f} s)")
+
+        with user_errors(TrainingDataError):
+            histories = single_domain_sequences(sequences, domain)
+            item_text = torch.from_numpy(embeddings.sort("index")["embedding"].to_numpy().copy())
+            result = train_domain_encoder(histories, item_text, cfg.encoder, domain, log_epoch)
+        # seconds stay out of the checkpoint: its version must depend on the weights only
+        history = [{k: v for k, v in dataclasses.asdict(e).items() if k != "seconds"}
+                   for e in result.history]
+        extra = {"domain": domain, "best_epoch": result.best_epoch, "history": history,
+                 "train_config": dataclasses.asdict(cfg.encoder)}
+        ckpt = Checkpoint(result.state_dict, result.config, extra=extra)
+        best = result.history[result.best_epoch - 1]
+        return store.publish(
+            ckpt, domain=domain, best_epoch=result.best_epoch, epochs_run=len(result.history),
+            val_hr10=best.hr10, val_ndcg10=best.ndcg10, train_sequences=result.n_train,
+            valid_sequences=result.n_valid, train_positions=result.n_positions,
+            steps=result.steps, train_seconds=round(result.seconds, 1),
+            steps_per_s=round(result.steps / result.seconds, 2) if result.seconds else 0.0,
+            epochs=dg.MetadataValue.md(_history_markdown(result)),
+            training_curves=dg.MetadataValue.md(_curve_markdown(result, domain)))
+
+    return sequence_encoder
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    return [_encoder_asset(cfg, domain) for domain in ("A", "B")]

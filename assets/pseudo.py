@@ -1,0 +1,122 @@
+"""Stage 3b: LLM guesses of target-domain items for single-domain users (eq. 4).
+
+The code version hashes the prompt template file, the model and the sampling
+parameters: editing the prompt marks this asset (and then its downstream)
+unsynced and leaves every upstream asset fresh. Generation runs in the LLM
+environment through Dagster Pipes (``workers/llm.py``), in chunks that are kept
+under ``<storage>/.cache/pseudo_generations/<inputs hash>/`` as they finish, so a
+killed run resumes from the last completed chunk.
+"""
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from assets import groups
+from assets.llm import WORKER, llm_python, model_folder, worker_env
+from models.llm_parse import parse_guesses
+from models.prompts import PromptTemplateError, load_template
+from models.pseudo import generation_requests
+from pipeline.config import DatasetConfig
+from pipeline.errors import user_errors
+from pipeline.io_managers import VersionStore
+from pipeline.storage import FileTree
+from pipeline.versioning import code_version
+
+RESUME_DIR = (".cache", "pseudo_generations")
+
+
+def _spec(cfg: DatasetConfig, model_path: Path, work: Path) -> dict:
+    gen = cfg.generation
+    return {"model_path": str(model_path), "seed": gen.seed, "output_format": gen.output_format,
+            "n_items": gen.n_items, "max_title_chars": 80, "temperature": gen.temperature,
+            "top_p": gen.top_p, "max_tokens": gen.max_tokens, "backend": gen.backend,
+            "dtype": gen.dtype, "max_model_len": gen.max_model_len, "chunk_size": gen.chunk_size,
+            "chunk_dir": str(work / "chunks"), "prompts_path": str(work / "prompts.jsonl")}
+
+
+def _read_chunks(chunk_dir: Path) -> dict[str, str]:
+    outputs = {}
+    for file in sorted(chunk_dir.glob("chunk-*.jsonl")):
+        for line in file.read_text().splitlines():
+            row = json.loads(line)
+            outputs[row["id"]] = row["output"]
+    return outputs
+
+
+def _parse_all(requests: pl.DataFrame, outputs: dict[str, str], n_items: int) -> tuple[pl.DataFrame, Counter]:
+    drops: Counter = Counter()
+    titles, dropped, formats = [], [], []
+    for rid, own in zip(requests["id"], requests["history_titles"], strict=True):
+        parsed = parse_guesses(outputs.get(rid), n_items, own)
+        drops.update(parsed.dropped)
+        titles.append(parsed.titles)
+        dropped.append(json.dumps(dict(parsed.dropped), sort_keys=True))
+        formats.append(parsed.format)
+    frame = requests.select("id", "user", "source_domain", "target_domain").with_columns(
+        prompt=requests["messages"].list.last().struct.field("content"),
+        output=pl.Series([outputs.get(r, "") for r in requests["id"]], dtype=pl.String),
+        titles=pl.Series(titles, dtype=pl.List(pl.String)),
+        answer_format=pl.Series(formats, dtype=pl.String),
+        dropped=pl.Series(dropped, dtype=pl.String),
+    ).with_columns(no_usable_title=pl.col("titles").list.len() == 0)
+    return frame, drops
+
+
+def _sample_md(frame: pl.DataFrame, prefixes: dict[str, str]) -> str:
+    parts = [f"**Shared prefix {k}** (cached by vLLM across users):\n```\n{v[:1500]}\n```" for k, v in prefixes.items()]
+    for row in frame.head(3).iter_rows(named=True):
+        parts.append(f"**{row['id']}** output:\n```\n{row['output'][:600]}\n```\nparsed: {row['titles']}")
+    return "\n\n".join(parts)
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    gen = cfg.generation
+    with user_errors(PromptTemplateError):
+        template = load_template(Path(gen.template))
+    sampling = {k: getattr(gen, k) for k in ("n_items", "temperature", "top_p", "max_tokens", "seed",
+                                            "output_format", "backend", "dtype", "max_users_per_direction")}
+
+    @dg.asset(group_name=groups.PSEUDO, pool="gpu", kinds={"vllm", "parquet"},
+              code_version=code_version("gen1", template.sha256, gen.model, sampling))
+    def pseudo_generations(context: dg.AssetExecutionContext, store: VersionStore,
+                           pipes_subprocess_client: dg.PipesSubprocessClient, sequences: pl.DataFrame,
+                           item_catalog: pl.DataFrame, llm_model: FileTree) -> dg.MaterializeResult:
+        """LLM-guessed target-domain item titles for every single-domain training user."""
+        categories = dict(zip(("A", "B"), cfg.domain_categories(), strict=True))
+        requests, prefixes = generation_requests(sequences, item_catalog, categories, template, gen)
+        prompts = "".join(json.dumps({"id": i, "messages": m}) + "\n"
+                          for i, m in zip(requests["id"], requests["messages"].to_list(), strict=True))
+        spec_key = hashlib.sha256((prompts + json.dumps(sampling, sort_keys=True)
+                                   + str(llm_model.path)).encode()).hexdigest()[:16]
+        work = store.path().joinpath(*RESUME_DIR, spec_key)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "prompts.jsonl").write_text(prompts)
+        spec = _spec(cfg, model_folder(llm_model), work)
+        (work / "spec.json").write_text(json.dumps(spec, indent=1))
+        context.log.info(f"{requests.height} prompts; resume folder {work}")
+        with user_errors():
+            invocation = pipes_subprocess_client.run(
+                command=[llm_python(gen), str(WORKER), "generate", "--spec", str(work / "spec.json")],
+                context=context, env=worker_env())
+        stats = next((m for m in invocation.get_custom_messages() if isinstance(m, dict)), {})
+        frame, drops = _parse_all(requests, _read_chunks(work / "chunks"), gen.n_items)
+        per_direction = frame.group_by("source_domain").len().sort("source_domain")
+        return store.publish(
+            frame, backend=str(stats.get("backend") or "resumed (no generation needed)"),
+            tokens_per_s=stats.get("tokens_per_s"), generated_tokens=stats.get("tokens", 0),
+            engine_start_s=stats.get("engine_start_s"),
+            prefix_cache_hit_rate=stats.get("prefix_cache_hit_rate"),
+            chunks_resumed=stats.get("chunks_resumed", 0), chunks_generated=stats.get("chunks_generated", 0),
+            users_per_source_domain=dg.MetadataValue.json(dict(per_direction.iter_rows())),
+            users_without_usable_title=int(frame["no_usable_title"].sum()),
+            parse_drops=dg.MetadataValue.json(dict(drops)),
+            mean_titles_per_user=round(float(frame["titles"].list.len().mean() or 0.0), 2),
+            template=gen.template, template_sha256=template.sha256,
+            samples=dg.MetadataValue.md(_sample_md(frame, prefixes)))
+
+    return [pseudo_generations]

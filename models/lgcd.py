@@ -1,0 +1,265 @@
+"""LGCD: LLM-guided conditional diffusion for cross-domain recommendation (paper sections 3.4, 3.5).
+
+One model serves both transfer directions. The per-domain pre-trained encoders
+(section 3.3.1, ``DomainEncoder``) are shared: domain A's encoder builds the
+condition for A -> B and the target feature for B -> A. Each direction owns a
+``TransferPath``: its guesser g (eqs 21-22), its conditional diffusion model
+(eqs 9-19) and its fusion head (eqs 23-24), because the two target spaces differ.
+
+How a per-domain ID encoder reads a mixed sequence. Encoder^A_ID only has
+embedding rows for domain-A items, so it cannot read domain-B indices. For a
+real overlapping user, the full sequence is read by both domains' ID encoders,
+each over its own *real* items, and the target part is added through a
+zero-initialised linear map (so training starts from the pre-trained source
+encoder): h_ID = Enc^src_ID(real source items) + W_x Enc^tgt_ID(real target
+items). The order between the two domains is lost; the order inside each is
+kept. For a pseudo user the pseudo items are target-domain items, so they would
+only reach Enc^tgt_ID: the collator replaces their indices by padding and masks
+them (``PathBatch.tgt_id_items``), hence h_ID comes from real source items only
+(section 3.4.1), exactly as for a test user. Their *text* still forms h_tgt.
+
+Trainable parts. By default the pre-trained encoders are frozen (and kept in
+eval mode): h_tgt, the item tables and the encoders' features are fixed, and
+LGCD trains the condition fusion f_fusion of eq 8, the guessers, the diffusion
+models and the fusion heads. ``finetune_encoders=True`` trains everything.
+
+Training-time choices the paper leaves open, taken here: during training
+h_init = x_hat_0 for rows that have a target history and the guesser's output
+for the others; h_tgt is detached (``detach_target``); L_align treats h_cond as
+a fixed anchor; "w/o Diffusion" scores with h_cond directly ("directly employs
+conditional signals for prediction"). Squared norms are summed over d, as
+written in eqs 17, 20 and 21.
+
+Per-row losses are combined with the row weights of the batch (see
+lgcd_data.TrainBatches): real overlap users carry L_diff + L_guess + L_rec
+(eq 26), pseudo users L_diff + L_guess + L_align + L_rec (eq 27).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.diffusion import ConditionalDiffusion, condition_tokens
+from models.lgcd_config import LGCDConfig
+from models.lgcd_data import DIRECTIONS, LGCDBatch, PathBatch
+from models.moe import build_fusion
+
+LOSS_NAMES = ("diff", "guess", "align", "rec")
+
+
+@runtime_checkable
+class DomainEncoder(Protocol):
+    """What LGCD needs from a pre-trained per-domain encoder (models/sequence_encoder.py).
+
+    Masks are True at real positions; every row has at least one real position.
+    """
+
+    def encode_ids(self, items: Tensor, mask: Tensor) -> Tensor:
+        """(B, L) item indices -> (B, d) collaborative representation h_ID (eq 1)."""
+        ...
+
+    def encode_text(self, text_emb: Tensor, mask: Tensor) -> Tensor:
+        """(B, L, E) item text embeddings -> (B, d) semantic representation h_text (eq 1)."""
+        ...
+
+    def fuse(self, h_id: Tensor, h_text: Tensor) -> Tensor:
+        """W_fusion [h_ID ⊕ h_text] + b (eq 2): (B, d), (B, d) -> (B, d)."""
+        ...
+
+    def item_table(self) -> Tensor:
+        """Fused embeddings E_fusion of all items of the domain, (N, d) (eq 3)."""
+        ...
+
+
+@dataclass
+class PathOutput:
+    """Per-direction representations; ``logits`` are over the full target catalog."""
+
+    h_cond: Tensor  # (B, d) eq 8
+    h_rev: Tensor  # (B, d) reverse-process output (h_cond without diffusion)
+    h_final: Tensor  # (B, d) eq 24
+    logits: Tensor  # (B, N_tgt) eq 25
+
+
+class TransferPath(nn.Module):
+    """Everything one direction owns: cross-domain ID map, guesser, diffusion and fusion."""
+
+    def __init__(self, cfg: LGCDConfig, target_domain: str):
+        super().__init__()
+        d = cfg.d
+        self.t_start = cfg.t_start(target_domain)
+        self.cross_id = nn.Linear(d, d)  # W_x: real target-domain IDs of overlap users
+        self.cond_fusion = nn.Linear(2 * d, d)  # trainable part of f^src_fusion (eq 8)
+        for layer in (self.cross_id, self.cond_fusion):  # start from the pre-trained encoders
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.guesser = nn.Linear(d, d)  # g_{src->tgt}, eqs 21 and 22
+        self.diffusion = ConditionalDiffusion(
+            d, cfg.n_heads, cfg.T, cfg.beta_min, cfg.beta_max, cfg.conditioning, cfg.target,
+            cfg.ffn_mult, cfg.dropout, cfg.cfg_drop)
+        self.fusion = build_fusion(cfg.fusion, d, cfg.n_experts)
+
+
+class LGCD(nn.Module):
+    """The whole model; ``forward(batch) -> (outputs per direction, loss dict)``.
+
+    encoders: {"A": DomainEncoder, "B": DomainEncoder} (nn.Modules, d = cfg.d).
+    text_tables: optional {"A": (N_A, E), "B": (N_B, E)} item text embeddings in item-index
+    order that feed ``encode_text``; by default each encoder's ``item_text`` buffer
+    (models/sequence_encoder.py). Given tables are non-persistent buffers.
+    """
+
+    def __init__(self, cfg: LGCDConfig, encoders: Mapping[str, nn.Module],
+                 text_tables: Mapping[str, Tensor] | None = None):
+        super().__init__()
+        if set(encoders) != {"A", "B"}:
+            raise ValueError(f"LGCD needs encoders for exactly 'A' and 'B', got {sorted(encoders)}")
+        self.cfg = cfg
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self._own_text = text_tables is not None
+        for dom in ("A", "B"):
+            enc = self.encoders[dom]
+            if not isinstance(enc, DomainEncoder):
+                raise TypeError(f"encoder {dom} lacks the DomainEncoder methods")
+            if text_tables is not None:
+                self.register_buffer(f"text_{dom}", text_tables[dom].float(), persistent=False)
+            elif not isinstance(getattr(enc, "item_text", None), Tensor):
+                raise ValueError(f"encoder {dom} holds no item_text buffer; pass text_tables")
+            with torch.no_grad():
+                n, d = enc.item_table().shape
+            n_text = self.text_table(dom).shape[0]
+            if d != cfg.d or n != n_text:
+                raise ValueError(f"encoder {dom}: item table {n}x{d} does not match cfg.d={cfg.d} "
+                                 f"and the {n_text} rows of its text table")
+            enc_len = getattr(getattr(enc, "cfg", None), "max_len", cfg.max_len)
+            if enc_len < cfg.max_len:
+                raise ValueError(f"cfg.max_len={cfg.max_len} exceeds encoder {dom}'s max_len "
+                                 f"{enc_len}")
+            enc.requires_grad_(cfg.finetune_encoders)
+        self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1]) for dr in DIRECTIONS})
+
+    def train(self, mode: bool = True) -> "LGCD":
+        """Frozen encoders stay in eval mode (no dropout), so their features are fixed."""
+        super().train(mode)
+        if not self.cfg.finetune_encoders:
+            self.encoders.eval()
+        return self
+
+    def text_table(self, dom: str) -> Tensor:
+        """(N, E) item text embeddings of a domain: given ones, else the encoder's buffer."""
+        return getattr(self, f"text_{dom}") if self._own_text else self.encoders[dom].item_text
+
+    # ------------------------------------------------------------ building blocks
+
+    def condition(self, direction: str, b: PathBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """h_cond = f^src_fusion(h_ID ⊕ h_text) (eq 8), with h_ID and h_text; each (B, d).
+
+        f^src_fusion is the source encoder's pre-trained fusion (eq 2) plus a zero-initialised
+        linear map of the same shape owned by the path, so the condition stays trainable
+        when the encoders are frozen; the sum is again one linear map of [h_ID ⊕ h_text].
+        """
+        src, tgt = direction
+        enc_s = self.encoders[src]
+        h_id = enc_s.encode_ids(b.src_items, b.src_mask)  # (B, d)
+        if b.any_tgt_ids:
+            h_x = self.encoders[tgt].encode_ids(b.tgt_id_items, b.tgt_id_mask)  # (B, d)
+            h_id = h_id + b.has_tgt_ids.unsqueeze(-1) * self.paths[direction].cross_id(h_x)
+        h_text = enc_s.encode_text(self.text_table(src)[b.src_items], b.src_mask)
+        pair = torch.cat([h_id, h_text], dim=-1)  # (B, 2d)
+        h_cond = enc_s.fuse(h_id, h_text) + self.paths[direction].cond_fusion(pair)
+        return h_cond, h_id, h_text
+
+    def target_feature(self, direction: str, b: PathBatch) -> Tensor:
+        """h_tgt = Enc^tgt_text(target-domain text history) (eq 7), (B, d)."""
+        tgt = direction[1]
+        h = self.encoders[tgt].encode_text(self.text_table(tgt)[b.tgt_items], b.tgt_mask)
+        return h.detach() if self.cfg.detach_target else h
+
+    def _initial(self, path: TransferPath, h_cond: Tensor,
+                 generator: torch.Generator | None) -> Tensor:
+        """h_init at inference (eq 22); "w/o Guesser" starts from a random vector instead."""
+        if self.cfg.use_guesser:
+            return path.guesser(h_cond)
+        return torch.randn(h_cond.shape, device=h_cond.device, dtype=h_cond.dtype,
+                           generator=generator)
+
+    # ------------------------------------------------------------ training
+
+    def _path_forward(self, direction: str, b: PathBatch) -> tuple[PathOutput, dict[str, Tensor]]:
+        cfg, path = self.cfg, self.paths[direction]
+        h_cond, h_id, h_text = self.condition(direction, b)
+        zero = h_cond.new_zeros(len(b))
+        per_row = {name: zero for name in LOSS_NAMES}
+        if not cfg.use_diffusion:
+            h_rev = h_final = h_cond  # w/o Diffusion: the condition is the user representation
+        else:
+            h_tgt = self.target_feature(direction, b)  # (B, d)
+            z = path.diffusion.drop_condition(
+                condition_tokens(cfg.conditioning, cfg.cond_tokens, h_cond, h_id, h_text))
+            diff, x0_hat = path.diffusion.training_loss(h_tgt, z)  # (B,), (B, d)
+            guess = path.guesser(h_cond) if cfg.use_guesser else None
+            fallback = guess if guess is not None else torch.randn_like(h_cond)
+            # h_init = x_hat_0 in training; rows without a target history start as at test time
+            h_init = torch.where(b.has_tgt.unsqueeze(-1), x0_hat, fallback)
+            h_rev = path.diffusion.reverse(h_init, z, path.t_start)
+            has = b.has_tgt.float()
+            diff_rows = (b.is_overlap & cfg.diffuse_overlap) | (b.is_pseudo & cfg.diffuse_pseudo)
+            per_row["diff"] = diff * has * diff_rows.float()  # eq 17
+            if guess is not None:
+                per_row["guess"] = (guess - h_tgt).pow(2).sum(-1) * has  # eq 21
+            if cfg.use_align and cfg.diffuse_pseudo:
+                align = (h_rev - h_cond.detach()).pow(2).sum(-1)  # eq 20, h_cond is the anchor
+                per_row["align"] = align * b.is_pseudo.float()
+            h_final = path.fusion(h_cond, h_rev)  # (B, d) eq 24
+        logits = h_final @ self.encoders[direction[1]].item_table().T  # (B, N_tgt)
+        per_row["rec"] = F.cross_entropy(logits, b.target, reduction="none")  # eq 25
+        return PathOutput(h_cond, h_rev, h_final, logits), per_row
+
+    def forward(self, batch: LGCDBatch) -> tuple[dict[str, PathOutput], dict[str, Tensor]]:
+        """Weighted losses of eqs 26-27 over both directions: diff, guess, align, rec, total."""
+        outputs: dict[str, PathOutput] = {}
+        losses: dict[str, Tensor] = {}
+        for direction, b in batch.paths.items():
+            outputs[direction], per_row = self._path_forward(direction, b)
+            for name in LOSS_NAMES:
+                term = (b.weight * per_row[name]).sum()
+                losses[name] = losses[name] + term if name in losses else term
+        weights = {"diff": self.cfg.w_diff, "guess": self.cfg.w_guess,
+                   "align": self.cfg.w_align, "rec": self.cfg.w_rec}
+        losses["total"] = sum(weights[n] * losses[n] for n in LOSS_NAMES)
+        return outputs, losses
+
+    # ------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def user_representation(self, direction: str, b: PathBatch,
+                            generator: torch.Generator | None = None) -> Tensor:
+        """h_final (B, d) at inference: guesser start, reverse process, fusion.
+
+        ``generator`` (on the model's device) fixes the forward jump to t_start and
+        the w/o-Guesser random start, making evaluation reproducible.
+        """
+        cfg, path = self.cfg, self.paths[direction]
+        h_cond, h_id, h_text = self.condition(direction, b)
+        if not cfg.use_diffusion:
+            return h_cond
+        z = condition_tokens(cfg.conditioning, cfg.cond_tokens, h_cond, h_id, h_text)
+        h_init = self._initial(path, h_cond, generator)
+        guidance = cfg.cfg_weight if cfg.conditioning == "cfg" else 0.0
+        h_rev = path.diffusion.reverse(h_init, z, path.t_start, guidance=guidance,
+                                       generator=generator)
+        return path.fusion(h_cond, h_rev)
+
+    @torch.no_grad()
+    def score(self, direction: str, b: PathBatch, candidates: Tensor | None = None,
+              generator: torch.Generator | None = None) -> Tensor:
+        """Score h_final · E^tgt_fusion: all items (B, N_tgt), or candidates (B, C) -> (B, C)."""
+        h = self.user_representation(direction, b, generator)  # (B, d)
+        table = self.encoders[direction[1]].item_table()  # (N_tgt, d)
+        if candidates is None:
+            return h @ table.T
+        return torch.einsum("bd,bcd->bc", h, table[candidates])

