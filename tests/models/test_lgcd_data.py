@@ -1,0 +1,142 @@
+import dataclasses
+
+import pytest
+
+from models.lgcd_config import LGCDConfig
+from models.lgcd_data import (
+    CyclicSampler,
+    TrainBatches,
+    collate,
+    row_from_record,
+    rows_from_records,
+)
+from tests.models.lgcd_fakes import planted_problem
+
+
+def _pseudo_record(**overrides):
+    rec = dict(user="u1", items=[3, 7, 4, 9, 5], domains=["A", "B", "A", "B", "A"],
+               is_pseudo=[False, True, False, True, False], source_domain="A", kind="single",
+               split="train")
+    return {**rec, **overrides}
+
+
+def test_pseudo_row_holds_out_last_pseudo_item():
+    row = row_from_record(_pseudo_record())
+    assert row.kind == "pseudo" and row.direction == "AB"
+    assert row.target_item == 9
+    assert row.items == (3, 7, 4, 5) and row.is_pseudo == (False, True, False, False)
+
+
+def test_pseudo_row_keeps_given_target():
+    row = row_from_record(_pseudo_record(target_item=2, target_domain="B"))
+    assert row.target_item == 2 and len(row.items) == 5
+
+
+def test_collate_splits_source_target_and_masks_pseudo_ids():
+    overlap = row_from_record(dict(user="o", items=[1, 2, 3, 4], domains=["B", "A", "B", "A"],
+                                   source_domain="A", target_domain="B", target_item=6,
+                                   kind="overlap", split="train"))
+    pseudo = row_from_record(_pseudo_record(items=[3, 7, 4, 9, 5, 8],
+                                            domains=["A", "B", "A", "B", "A", "B"],
+                                            is_pseudo=[False, True, False, True, False, True]))
+    batch = collate([overlap, pseudo], weights=[0.25, 0.75], max_len=50)
+    assert list(batch.paths) == ["AB"]
+    b = batch.paths["AB"]
+    assert b.src_items[b.src_mask].tolist() == [2, 4, 3, 4, 5]  # real source items only
+    assert b.tgt_items[0][b.tgt_mask[0]].tolist() == [1, 3]  # overlap: real target history
+    assert b.tgt_items[1][b.tgt_mask[1]].tolist() == [7, 9]  # pseudo texts form h_tgt
+    assert b.tgt_id_mask[0].tolist()[:2] == [True, True]
+    assert b.tgt_id_items[1].tolist() == [0, 0] and b.has_tgt_ids.tolist() == [True, False]
+    assert b.target.tolist() == [6, 8]
+    assert b.is_overlap.tolist() == [True, False] and b.is_pseudo.tolist() == [False, True]
+    assert b.weight.tolist() == [0.25, 0.75] and b.any_tgt_ids
+
+
+def test_collate_truncates_to_most_recent_and_fills_empty_rows():
+    row = row_from_record(dict(user="e", items=list(range(10)), domains=["A"] * 10,
+                               source_domain="A", target_domain="B", target_item=1,
+                               kind="single", split="test"))
+    b = collate([row], max_len=4).paths["AB"]
+    assert b.src_items[0].tolist() == [6, 7, 8, 9]
+    assert b.tgt_mask.tolist() == [[True]] and b.has_tgt.tolist() == [False]  # dummy slot
+    assert not b.any_tgt_ids
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(is_pseudo=[False, True, True, True, False]), "pseudo items must be in the target"),
+    (dict(domains=["A", "B", "C", "B", "A"]), "domains must be"),
+    (dict(items=[1, 2]), "differ in length"),
+    (dict(is_pseudo=[False] * 5), "no target item"),
+])
+def test_bad_records_name_the_user(bad, match):
+    with pytest.raises(ValueError, match=match):
+        row_from_record(_pseudo_record(**bad))
+
+
+def test_row_needs_real_source_item():
+    with pytest.raises(ValueError, match="no real source-domain"):
+        row_from_record(dict(user="x", items=[1], domains=["B"], is_pseudo=[True],
+                             source_domain="A", target_item=3))
+
+
+def test_cyclic_sampler_covers_every_user_each_cycle():
+    sampler = CyclicSampler(n=10, batch_size=4, seed=0)
+    flat = [int(i) for s in range(5) for i in sampler.batch(s)]  # 20 = two cycles
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:]) == list(range(10))
+    assert flat[:10] != flat[10:]  # reshuffled per cycle
+    assert CyclicSampler(10, 4, 0).batch(3).tolist() == sampler.batch(3).tolist()
+
+
+@pytest.fixture(scope="module")
+def train_rows():
+    records, _, _ = planted_problem(n_pseudo=100, n_overlap=10, n_eval=0)
+    return rows_from_records(records)
+
+
+def _signature(b, i):
+    return (int(b.target[i]), tuple(b.src_items[i][b.src_mask[i]].tolist()))
+
+
+def test_every_training_step_contains_real_overlap(train_rows):
+    cfg = LGCDConfig(batch_size=16, overlap_batch_size=4)
+    batches = TrainBatches(train_rows, cfg)
+    assert batches.steps_per_epoch == 7  # ceil(100 pseudo / 16)
+    overlap_users = {_signature(collate([r]).paths[r.direction], 0)
+                     for r in train_rows if r.kind == "overlap"}
+    seen, steps = set(), 0
+    for epoch in range(2):
+        for batch in batches.epoch(epoch):
+            steps += 1
+            assert batch.n_overlap == 4  # every single step holds real overlap
+            n_pseudo = sum(int(b.is_pseudo.sum()) for b in batch.paths.values())
+            for b in batch.paths.values():
+                assert b.weight[b.is_overlap].tolist() == [0.25] * int(b.is_overlap.sum())
+                assert b.weight[b.is_pseudo].tolist() == [1 / n_pseudo] * int(b.is_pseudo.sum())
+                seen.update(_signature(b, i) for i in range(len(b)) if b.is_overlap[i])
+    assert steps == 14 and seen == overlap_users  # the iterator cycles through all of them
+
+
+def test_without_cyclic_overlap_rows_appear_once_per_epoch(train_rows):
+    cfg = LGCDConfig(batch_size=16, overlap_batch_size=4, overlap_cyclic=False)
+    batches = TrainBatches(train_rows, cfg)
+    assert batches.steps_per_epoch == 7
+    total = sum(b.n_overlap for b in batches.epoch(0))
+    assert total == 10
+
+
+def test_batches_are_deterministic_by_seed_and_epoch(train_rows):
+    cfg = LGCDConfig(batch_size=16, overlap_batch_size=4)
+
+    def users(c, epoch):
+        return [b.target.tolist() + b.src_items.flatten().tolist()
+                for batch in TrainBatches(train_rows, c).epoch(epoch) for b in batch.paths.values()]
+
+    assert users(cfg, 1) == users(cfg, 1)
+    assert users(cfg, 1) != users(cfg, 2)
+    assert users(cfg, 1) != users(dataclasses.replace(cfg, seed=5), 1)
+
+
+def test_train_batches_reject_eval_rows():
+    records, _, _ = planted_problem(n_pseudo=4, n_overlap=2, n_eval=2)
+    with pytest.raises(ValueError, match="must be 'overlap' or 'pseudo'"):
+        TrainBatches(rows_from_records(records), LGCDConfig())
