@@ -31,7 +31,7 @@ class GroundingStats:
 
 
 def _text_queries(encoder: DomainEncoder, per_user: list[np.ndarray], batch: int = 512) -> np.ndarray:
-    """eq. 5: the target text encoder over each user's sequence of title embeddings, (U, d)."""
+    """Eq. 5: the target text encoder over each user's sequence of title embeddings, (U, d)."""
     out = []
     max_len = encoder.cfg.max_len
     with torch.no_grad():
@@ -53,7 +53,8 @@ def item_text_pool(encoder: DomainEncoder) -> np.ndarray:
         return encoder.text_proj(encoder.item_text).numpy()
 
 
-def retrieve(queries: np.ndarray, pool: np.ndarray, cfg: GroundingConfig) -> tuple[np.ndarray, np.ndarray, float | None]:
+def retrieve(queries: np.ndarray, pool: np.ndarray,
+             cfg: GroundingConfig) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Top-nK (scores, ids) per query with the configured FAISS index, plus recall vs exact."""
     index = build_index(pool, cfg.index)
     scores, ids = search(index, queries, cfg.n_k)

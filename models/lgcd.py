@@ -25,7 +25,8 @@ models and the fusion heads. ``finetune_encoders=True`` trains everything.
 
 Training-time choices the paper leaves open, taken here: during training
 h_init = x_hat_0 for rows that have a target history and the guesser's output
-for the others; h_tgt is detached (``detach_target``); L_align treats h_cond as
+for the others; rows excluded from diffusion training by an ablation get no
+L_diff/L_align, start from the guesser and send no gradient into the denoiser; h_tgt is detached (``detach_target``); L_align treats h_cond as
 a fixed anchor; "w/o Diffusion" scores with h_cond directly ("directly employs
 conditional signals for prediction"). Squared norms are summed over d, as
 written in eqs 17, 20 and 21.
@@ -141,6 +142,7 @@ class LGCD(nn.Module):
                                  f"{enc_len}")
             enc.requires_grad_(cfg.finetune_encoders)
         self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1]) for dr in DIRECTIONS})
+        self.train()  # puts frozen encoders in eval mode from the start
 
     def train(self, mode: bool = True) -> "LGCD":
         """Frozen encoders stay in eval mode (no dropout), so their features are fixed."""
@@ -203,12 +205,15 @@ class LGCD(nn.Module):
             diff, x0_hat = path.diffusion.training_loss(h_tgt, z)  # (B,), (B, d)
             guess = path.guesser(h_cond) if cfg.use_guesser else None
             fallback = guess if guess is not None else torch.randn_like(h_cond)
-            # h_init = x_hat_0 in training; rows without a target history start as at test time
-            h_init = torch.where(b.has_tgt.unsqueeze(-1), x0_hat, fallback)
+            # rows that train the diffusion model (Table 3's w/o Overlap / Pseudo Diffusion
+            # exclude a kind): they start from x_hat_0; the others start as at test time and
+            # pass no gradient into the denoiser
+            diffused = (b.is_overlap & cfg.diffuse_overlap) | (b.is_pseudo & cfg.diffuse_pseudo)
+            h_init = torch.where((b.has_tgt & diffused).unsqueeze(-1), x0_hat, fallback)
             h_rev = path.diffusion.reverse(h_init, z, path.t_start)
+            h_rev = torch.where(diffused.unsqueeze(-1), h_rev, h_rev.detach())
             has = b.has_tgt.float()
-            diff_rows = (b.is_overlap & cfg.diffuse_overlap) | (b.is_pseudo & cfg.diffuse_pseudo)
-            per_row["diff"] = diff * has * diff_rows.float()  # eq 17
+            per_row["diff"] = diff * has * diffused.float()  # eq 17
             if guess is not None:
                 per_row["guess"] = (guess - h_tgt).pow(2).sum(-1) * has  # eq 21
             if cfg.use_align and cfg.diffuse_pseudo:

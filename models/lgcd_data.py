@@ -81,8 +81,18 @@ def row_from_record(rec: Mapping) -> SequenceRow:
                        kind)
 
 
-def rows_from_records(records: Iterable[Mapping]) -> list[SequenceRow]:
-    return [row_from_record(r) for r in records]
+def rows_from_records(records: Iterable[Mapping],
+                      skipped: list[tuple[str, str]] | None = None) -> list[SequenceRow]:
+    """Rows of many records; unusable ones raise, or go to ``skipped`` as (user, reason)."""
+    rows = []
+    for rec in records:
+        try:
+            rows.append(row_from_record(rec))
+        except ValueError as exc:
+            if skipped is None:
+                raise
+            skipped.append((str(rec.get("user")), str(exc)))
+    return rows
 
 
 @dataclass

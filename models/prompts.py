@@ -91,8 +91,10 @@ class Example:
 
 def shared_prefix(tpl: PromptTemplate, source_cat: str, target_cat: str, n_items: int,
                   examples: list[Example]) -> str:
-    """Instruction plus in-context examples: identical for every user of a direction,
-    which is what lets vLLM's prefix cache reuse it."""
+    """Instruction plus in-context examples, identical for every user of a direction.
+
+    Identical is what lets vLLM's prefix cache compute it once per direction.
+    """
     names = {"source": tpl.domain_name(source_cat), "target": tpl.domain_name(target_cat),
              "n_items": n_items}
     parts = [tpl.instruction.format(**names)]

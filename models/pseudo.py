@@ -1,5 +1,4 @@
-"""Pseudo-overlap construction (paper section 3.3.2): requests for the LLM, and the
-grounded pseudo sequences built from its guesses.
+"""Pseudo-overlap construction (paper section 3.3.2): LLM requests and pseudo-item insertion.
 
 Both directions are handled the same way: users who only shopped in domain A
 get guesses for B (A -> B), users only in B get guesses for A (B -> A).

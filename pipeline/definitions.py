@@ -11,13 +11,18 @@ import dagster as dg
 from assets import embeddings, encoders, grounding, ingest, llm, prepare, pseudo, raw, splits
 from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
+from pipeline.executors import build_executor
 from pipeline.io_managers import VersionedIOManager, VersionStore
 from pipeline.jobs import full_rebuild, pseudo_refresh
 from pipeline.schedules import weekly_full_rebuild
 
 
-def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None) -> dg.Definitions:
-    """Assemble the asset graph for one dataset pair, storing under ``storage_root``."""
+def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None,
+                      executor: str | None = None) -> dg.Definitions:
+    """Assemble the asset graph for one dataset pair, storing under ``storage_root``.
+
+    ``executor`` overrides ``$LGCD_EXECUTOR`` (see pipeline/executors.py).
+    """
     store = VersionStore(root=str(storage_root or settings.storage_root_default()))
     assets = [*raw.build(cfg), *ingest.build(cfg), *prepare.build(cfg), *splits.build(cfg),
               *embeddings.build(cfg), *encoders.build(cfg), *llm.build(cfg), *pseudo.build(cfg),
@@ -30,6 +35,7 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
                    "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(settings.PROJECT_ROOT))},
         jobs=[full_rebuild, pseudo_refresh],
         schedules=[weekly_full_rebuild],
+        executor=build_executor(executor, assets),
     )
 
 

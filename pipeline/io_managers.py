@@ -18,7 +18,6 @@ import polars as pl
 from pipeline import settings, storage
 
 
-
 def _table_metadata(frame: pl.DataFrame) -> dict[str, Any]:
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]

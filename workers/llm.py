@@ -191,7 +191,7 @@ class TransformersBackend:
 
 
 def make_backend(spec: dict):
-    """vLLM when requested and importable, else transformers; the choice is reported."""
+    """VLLM when requested and importable, else transformers; the choice is reported."""
     if spec.get("backend", "auto") in ("auto", "vllm"):
         try:
             import vllm  # noqa: F401

@@ -73,6 +73,24 @@ def test_bad_records_name_the_user(bad, match):
         row_from_record(_pseudo_record(**bad))
 
 
+def test_unusable_records_can_be_collected_instead_of_raised():
+    skipped = []
+    rows = rows_from_records([_pseudo_record(), _pseudo_record(user="bad", is_pseudo=[False] * 5)],
+                             skipped=skipped)
+    assert [r.user for r in rows] == ["u1"]
+    assert skipped[0][0] == "bad" and "no target item" in skipped[0][1]
+
+
+def test_grounding_output_rows_are_pseudo_rows():
+    """The pseudo stage's table (no kind/split/target_item columns) reads as pseudo rows."""
+    rec = dict(user="g", source_domain="B", target_domain="A", items=[4, 11, 5, 12],
+               domains=["B", "A", "B", "A"], is_pseudo=[False, True, False, True],
+               pseudo_items=[11, 12], fallback=False)
+    row = row_from_record(rec)
+    assert (row.kind, row.direction, row.target_item, row.items) == ("pseudo", "BA", 12,
+                                                                     (4, 11, 5))
+
+
 def test_row_needs_real_source_item():
     with pytest.raises(ValueError, match="no real source-domain"):
         row_from_record(dict(user="x", items=[1], domains=["B"], is_pseudo=[True],

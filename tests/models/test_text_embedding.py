@@ -58,6 +58,29 @@ def test_cache_is_hit_on_second_run_and_only_new_texts_are_encoded(tmp_path):
     np.testing.assert_array_equal(third[:5], first)
 
 
+class FailingModel(CountingModel):
+    def __init__(self, fail_after: int):
+        super().__init__()
+        self.fail_after = fail_after
+
+    def encode(self, sentences, **kwargs):
+        if len(self.encoded) + len(sentences) > self.fail_after:
+            raise RuntimeError("killed")
+        return super().encode(sentences, **kwargs)
+
+
+def test_killed_run_resumes_from_the_blocks_it_cached(tmp_path):
+    texts = [f"title {i}" for i in range(300)]  # batch_size 1: blocks of 128 texts
+    crashing = TextEmbedder(EmbeddingConfig(batch_size=1), model=FailingModel(200), identity="f")
+    with pytest.raises(RuntimeError, match="killed"):
+        crashing.embed(texts, cache_root=tmp_path)
+    model = CountingModel()
+    out, stats = TextEmbedder(EmbeddingConfig(batch_size=1), model=model, identity="f").embed(
+        texts, cache_root=tmp_path)
+    assert stats.cache_hits == 128 and stats.encoded == 172 == len(model.encoded)
+    np.testing.assert_array_equal(out, CountingModel().encode(texts))
+
+
 def test_cache_is_separate_per_model_identity(tmp_path):
     embedder, _ = fake_embedder()
     embedder.embed(TEXTS, cache_root=tmp_path)

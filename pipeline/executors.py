@@ -1,0 +1,66 @@
+"""Executors: the same definitions on one machine or a cluster, chosen by ``$LGCD_EXECUTOR``.
+
+* ``multiprocess`` (default): one process per step on this machine; CPU steps
+  run concurrently, GPU steps are serialized by the ``gpu`` pool
+  (``pipeline/dagster.yaml``).
+* ``in_process``: everything in one process (fast start; the CLI demo uses it).
+* ``k8s``: dagster-k8s ``k8s_job_executor``: one Kubernetes Job per step; steps
+  of GPU assets (``pool="gpu"``) request ``nvidia.com/gpu`` through
+  ``per_step_k8s_config``, so CPU steps never hold a GPU.
+* ``celery``: dagster-celery, steps as Celery tasks on the workers of a broker;
+  GPU steps stay limited by the ``gpu`` pool of the instance.
+
+Cluster settings come from environment variables (README "Scale-out").
+"""
+
+import os
+
+import dagster as dg
+
+ENV_EXECUTOR = "LGCD_EXECUTOR"
+EXECUTORS = ("multiprocess", "in_process", "k8s", "celery")
+GPU_POOL = "gpu"
+
+
+def gpu_steps(assets: list[dg.AssetsDefinition]) -> list[str]:
+    """Names of the steps whose assets declare the GPU pool."""
+    return sorted(a.node_def.name for a in assets if getattr(a.node_def, "pool", None) == GPU_POOL)
+
+
+def _k8s_gpu_config() -> dict:
+    gpus = os.environ.get("LGCD_K8S_GPUS_PER_STEP", "1")
+    return {"container_config": {"resources": {"limits": {"nvidia.com/gpu": gpus},
+                                               "requests": {"nvidia.com/gpu": gpus}}},
+            "pod_spec_config": {"node_selector": {"nvidia.com/gpu.present": "true"}}}
+
+
+def k8s_config(assets: list[dg.AssetsDefinition]) -> dict:
+    """``k8s_job_executor`` config: GPU requests only for the GPU pool's steps."""
+    return {
+        "job_namespace": os.environ.get("LGCD_K8S_NAMESPACE", "dagster"),
+        "image_pull_policy": "IfNotPresent",
+        "max_concurrent": int(os.environ.get("LGCD_K8S_MAX_CONCURRENT", "8")),
+        "env_vars": ["LGCD_DATASET", "LGCD_STORAGE_ROOT"],
+        "per_step_k8s_config": {step: _k8s_gpu_config() for step in gpu_steps(assets)},
+    }
+
+
+def build_executor(name: str | None, assets: list[dg.AssetsDefinition]) -> dg.ExecutorDefinition:
+    """Executor for ``name`` (default ``$LGCD_EXECUTOR`` or multiprocess)."""
+    name = name or os.environ.get(ENV_EXECUTOR, "multiprocess")
+    if name not in EXECUTORS:
+        raise ValueError(f"{ENV_EXECUTOR}={name!r}; allowed {list(EXECUTORS)}")
+    if name == "in_process":
+        return dg.in_process_executor
+    if name == "multiprocess":
+        return dg.multiprocess_executor.configured({"max_concurrent": os.cpu_count() or 2})
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(k8s_config(assets))
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured({
+        "broker": os.environ.get("LGCD_CELERY_BROKER", "pyamqp://guest@localhost//"),
+        "backend": os.environ.get("LGCD_CELERY_BACKEND", "rpc://"),
+    })

