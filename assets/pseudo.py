@@ -108,6 +108,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         per_direction = frame.group_by("source_domain").len().sort("source_domain")
         return store.publish(
             frame, backend=str(stats.get("backend") or "resumed (no generation needed)"),
+            dtype=str(stats.get("dtype") or ""),
             tokens_per_s=stats.get("tokens_per_s"), generated_tokens=stats.get("tokens", 0),
             engine_start_s=stats.get("engine_start_s"),
             prefix_cache_hit_rate=stats.get("prefix_cache_hit_rate"),

@@ -50,16 +50,18 @@ def review_spec(fmt: str, now: int) -> RecordSpec:
     plausible = pl.col("timestamp").is_between(EARLIEST_PLAUSIBLE, now + FUTURE_SLACK_S)
     if fmt == "amazon2018":
         return RecordSpec(
-            fields={"reviewerID": pl.Categorical, "asin": pl.Categorical,
+            fields={"reviewerID": pl.String, "asin": pl.String,
                     "unixReviewTime": pl.Int64, "overall": pl.Float64},
+            ids=("reviewerID", "asin"),
             rename={"reviewerID": "user", "asin": "item", "unixReviewTime": "timestamp",
                     "overall": "rating"},
             required=("user", "item", "timestamp"),
             rules=(("implausible_timestamp", plausible),),
         )
     return RecordSpec(  # 2023: the item is the parent ASIN, the one metadata is keyed by
-        fields={"user_id": pl.Categorical, "parent_asin": pl.Categorical,
+        fields={"user_id": pl.String, "parent_asin": pl.String,
                 "timestamp": pl.Int64, "rating": pl.Float64},
+        ids=("user_id", "parent_asin"),
         rename={"user_id": "user", "parent_asin": "item"},
         required=("user", "item", "timestamp"),
         derive=(pl.col("timestamp") // 1000,),  # milliseconds -> seconds
@@ -71,17 +73,19 @@ def meta_spec(fmt: str) -> RecordSpec:
     """Metadata lines: item, title, category path, brand, description."""
     if fmt == "amazon2018":
         return RecordSpec(
-            fields={"asin": pl.Categorical, "title": pl.String, "category": pl.List(pl.String),
+            fields={"asin": pl.String, "title": pl.String, "category": pl.List(pl.String),
                     "brand": pl.String, "description": pl.List(pl.String),
                     "main_cat": pl.String},
+            ids=("asin",),
             rename={"asin": "item", "category": "categories", "main_cat": "main_category"},
             required=("item", "title"),
             literal_fallback=True,
         )
     return RecordSpec(
-        fields={"parent_asin": pl.Categorical, "title": pl.String,
+        fields={"parent_asin": pl.String, "title": pl.String,
                 "categories": pl.List(pl.String), "store": pl.String,
                 "description": pl.List(pl.String), "main_category": pl.String},
+        ids=("parent_asin",),
         rename={"parent_asin": "item", "store": "brand"},
         required=("item", "title"),
     )

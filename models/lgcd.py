@@ -26,10 +26,11 @@ models and the fusion heads. ``finetune_encoders=True`` trains everything.
 Training-time choices the paper leaves open, taken here: during training
 h_init = x_hat_0 for rows that have a target history and the guesser's output
 for the others; rows excluded from diffusion training by an ablation get no
-L_diff/L_align, start from the guesser and send no gradient into the denoiser; h_tgt is detached (``detach_target``); L_align treats h_cond as
-a fixed anchor; "w/o Diffusion" scores with h_cond directly ("directly employs
-conditional signals for prediction"). Squared norms are summed over d, as
-written in eqs 17, 20 and 21.
+L_diff/L_align, start from the guesser and send no gradient into the denoiser;
+h_tgt is detached (``detach_target``); L_align treats h_cond as a fixed anchor;
+"w/o Diffusion" scores with h_cond directly ("directly employs conditional
+signals for prediction"). Squared norms are summed over d, as written in eqs
+17, 20 and 21.
 
 Per-row losses are combined with the row weights of the batch (see
 lgcd_data.TrainBatches): real overlap users carry L_diff + L_guess + L_rec

@@ -242,8 +242,9 @@ class TrainBatches:
     overlap_cyclic: each step = batch_size pseudo users + overlap_batch_size real
     overlap users from ``CyclicSampler``; each stream's rows weigh 1 / its batch size,
     so the overlap loss keeps its own mean (the paper's implicit re-weighting).
-    Otherwise ("w/o Overlap Cyclic"): all rows shuffled together, batches of
-    batch_size, every row weighing 1 / batch size.
+    Otherwise ("w/o Overlap Cyclic"), and also when there is no real overlapping
+    user at all: all rows shuffled together, batches of batch_size, every row
+    weighing 1 / batch size.
     """
 
     def __init__(self, rows: Sequence[SequenceRow], cfg: LGCDConfig):
@@ -283,7 +284,8 @@ class TrainBatches:
             pseudo = [self.pseudo[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
             overlap = [self.overlap[i]
                        for i in self.cyclic.batch(epoch * self.steps_per_epoch + s)]
-            weights = [1.0 / len(pseudo)] * len(pseudo) + [1.0 / len(overlap)] * len(overlap)
+            weights = ([1.0 / len(pseudo)] * len(pseudo) if pseudo else []) + \
+                [1.0 / len(overlap)] * len(overlap)
             yield collate(pseudo + overlap, weights, cfg.max_len)
 
 

@@ -32,7 +32,7 @@ class GenerationConfig:
     seed: int = 0  # engine seed (per-request seeds crash vLLM's CPU engine)
     output_format: str = "list"  # "list": numbered list + robust parser; "json": structured output
     backend: str = "auto"  # auto (vLLM if importable) | vllm | transformers
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # bfloat16 on CUDA / CPUs with native bf16, else float32 (see workers/llm.py)
     max_model_len: int = 2048
     chunk_size: int = 64  # prompts per chunk; each finished chunk is kept for resume
     max_users_per_direction: int | None = None  # sample users (seeded) for quick runs; None = all
@@ -47,6 +47,8 @@ class GenerationConfig:
                 raise ValueError(f"{name}={value!r} is out of range: allowed [{low}, {high}]")
         if self.output_format not in ("list", "json"):
             raise ValueError(f"output_format={self.output_format!r}; allowed ['list', 'json']")
+        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
+            raise ValueError(f"dtype={self.dtype!r}; allowed ['auto', 'bfloat16', 'float16', 'float32']")
         if self.backend not in ("auto", "vllm", "transformers"):
             raise ValueError(f"backend={self.backend!r}; allowed ['auto', 'vllm', 'transformers']")
         if self.max_users_per_direction is not None and self.max_users_per_direction < 1:

@@ -101,6 +101,28 @@ def convert(gguf: Path, out: Path) -> None:
 # ---------------------------------------------------------------- generation backends
 
 
+def resolve_dtype(requested: str) -> str:
+    """``auto``: bfloat16 on CUDA or on CPUs with native bf16 (AVX512-BF16/AMX), else float32.
+
+    Measured here on an AVX2-only CPU: vLLM in bf16 generated 6.5 tokens/s and in
+    fp32 33 tokens/s on the same prompts, because bf16 is emulated without those units.
+    """
+    if requested != "auto":
+        return requested
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "bfloat16"
+    except ImportError:
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
 class VllmBackend:
     name = "vllm"
 
@@ -112,7 +134,7 @@ class VllmBackend:
 
         engine_kwargs = {
             "model": spec["model_path"],
-            "dtype": spec.get("dtype", "bfloat16"),
+            "dtype": resolve_dtype(spec.get("dtype", "auto")),
             "max_model_len": spec.get("max_model_len", 2048),
             "seed": spec["seed"],  # per-request seeds crash the CPU engine (NOTES.md)
             "enable_prefix_caching": True,
@@ -167,7 +189,7 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(spec["model_path"], padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        dtype = torch.bfloat16 if spec.get("dtype", "bfloat16") == "bfloat16" else torch.float32
+        dtype = torch.bfloat16 if resolve_dtype(spec.get("dtype", "auto")) == "bfloat16" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=dtype).eval()
 
     def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], int]:
@@ -230,6 +252,7 @@ def generate(spec_path: Path) -> None:
             started = time.time()
             backend = make_backend(spec)
             stats["backend"] = backend.name
+            stats["dtype"] = resolve_dtype(spec.get("dtype", "auto"))
             stats["engine_start_s"] = round(time.time() - started, 2)
             gen_started = time.time()
             for n, i in enumerate(todo, 1):

@@ -69,8 +69,8 @@ def to_2023(files: dict[str, tuple[Path, Path]], folder: Path) -> dict[str, tupl
     folder.mkdir()
     out = {}
     for domain, (reviews, meta) in files.items():
-        r = [json.loads(x) for x in gzip.open(reviews, "rt")]
-        m = [json.loads(x) for x in gzip.open(meta, "rt")]
+        r = [json.loads(x) for x in gzip.decompress(reviews.read_bytes()).splitlines()]
+        m = [json.loads(x) for x in gzip.decompress(meta.read_bytes()).splitlines()]
         r23 = folder / f"{domain}.jsonl"  # plain for A, gzip for B
         m23 = folder / (f"meta_{domain}.jsonl.gz" if domain == "B" else f"meta_{domain}.jsonl")
         r23.write_text("".join(json.dumps({

@@ -4,6 +4,7 @@ Masked mean pooling instead of Transformers: fast, deterministic, and a pooled
 output that provably ignores masked positions, which the masking tests rely on.
 """
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -56,8 +57,6 @@ def planted_problem(n_themes: int = 6, items_per_theme: int = 8, text_dim: int =
     ``pseudo_precision`` of which have the right theme (LLM noise).
     Returns (records for rows_from_records, text tables {"A", "B"}, n_items).
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     n = n_themes * items_per_theme
     theme_of = np.arange(n) % n_themes

@@ -127,6 +127,22 @@ def test_overlap_and_pseudo_losses_follow_equations_26_and_27():
     assert per_row["diff"][0] > 0 and per_row["diff"][1] == 0
 
 
+def test_rows_excluded_from_diffusion_do_not_train_the_denoiser():
+    overlap = row_from_record(dict(user="o", items=[4, 9, 6], domains=["A", "B", "A"],
+                                   source_domain="A", target_domain="B", target_item=7,
+                                   kind="overlap", split="train"))
+    batch = LGCDBatch({"AB": collate([overlap]).paths["AB"]})
+    for diffuse_overlap, expect_grad in ((True, True), (False, False)):
+        torch.manual_seed(0)
+        cfg = LGCDConfig(**SMALL, diffuse_overlap=diffuse_overlap)
+        model = LGCD(cfg, fake_encoders({"A": 30, "B": 30}, d=D))
+        _, losses = model(batch)
+        losses["total"].backward()
+        grads = [p.grad for p in model.paths["AB"].diffusion.denoiser.parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads) == expect_grad
+        assert model.paths["AB"].guesser.weight.grad.abs().sum() > 0  # L_guess still trains
+
+
 def test_score_candidates_match_full_catalog(planted):
     train, evals, text, _ = planted
     torch.manual_seed(0)

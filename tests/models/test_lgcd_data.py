@@ -158,3 +158,10 @@ def test_train_batches_reject_eval_rows():
     records, _, _ = planted_problem(n_pseudo=4, n_overlap=2, n_eval=2)
     with pytest.raises(ValueError, match="must be 'overlap' or 'pseudo'"):
         TrainBatches(rows_from_records(records), LGCDConfig())
+
+
+def test_overlap_only_training_still_batches(train_rows):
+    overlap = [r for r in train_rows if r.kind == "overlap"]
+    batches = TrainBatches(overlap, LGCDConfig(overlap_batch_size=4))
+    assert batches.steps_per_epoch == 3
+    assert [b.n_overlap for b in batches.epoch(0)] == [4, 4, 4]

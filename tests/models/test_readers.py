@@ -66,7 +66,7 @@ def test_every_bad_line_is_quarantined_with_its_line_and_reason(tmp_path):
         '{"reviewerID": "U2", "asin": ',                         # 2 invalid json
         json.dumps({"asin": "I1", "unixReviewTime": 1_500_000_000}),  # 3 missing user
         review("U4", ts="2017-01-01"),                           # 4 timestamp is a string
-        review(123),                                             # 5 user is a number
+        review({"id": 5}),                                       # 5 user is an object
         review("U6", rating=True),                               # 6 rating is a bool
         b'{"reviewerID": "U\xff7", "asin": "I1", "unixReviewTime": 1500000000}',  # 7 bad utf-8
         "[1, 2, 3]",                                             # 8 not an object
@@ -76,6 +76,8 @@ def test_every_bad_line_is_quarantined_with_its_line_and_reason(tmp_path):
         review("U12", item=""),                                  # 12 empty item id
         '{"reviewerID": "U13", "asin": "I1", "unixReviewTime": 1500000000, "overall": NaN}',
         review("U14", rating=None),                              # 14 ok: rating is optional
+        review(True),                                            # 15 user is a boolean
+        review(["U16"]),                                         # 16 user is an array
     ]
     result = read_records(write(tmp_path / "r.json.gz", lines), SPEC18)
     assert result.frame["user"].to_list() == ["U1", "U14"]
@@ -84,7 +86,8 @@ def test_every_bad_line_is_quarantined_with_its_line_and_reason(tmp_path):
     assert got == {2: "invalid_json", 3: "missing_field", 4: "wrong_type", 5: "wrong_type",
                    6: "wrong_type", 7: "invalid_utf8", 8: "not_an_object",
                    10: "implausible_timestamp", 11: "implausible_timestamp",
-                   12: "missing_field", 13: "invalid_json"}
+                   12: "missing_field", 13: "invalid_json", 15: "wrong_type",
+                   16: "wrong_type"}
     assert (result.quarantine["source"] == str(tmp_path / "r.json.gz")).all()
     assert result.quarantine.filter(pl.col("line") == 4)["record"][0] == lines[3]
 
@@ -96,7 +99,24 @@ def test_fast_and_line_by_line_paths_agree_on_valid_lines(tmp_path):
     fast = _fast(block, len(lines), SPEC18)
     slow, bad = _slow(block, 1, SPEC18, "x")
     assert fast is not None and bad.height == 0
-    assert fast.with_columns(pl.col(pl.Categorical).cast(pl.String)).equals(slow.drop("line"))
+    assert fast.equals(slow.drop("line"))
+
+
+@pytest.mark.parametrize("bad_id", [{"id": 5}, ["U"], True, False])
+def test_an_id_polars_would_stringify_alone_in_a_block_is_still_quarantined(bad_id):
+    lines = [review("U1"), review(bad_id), review("U3")]
+    chunk = parse_block(("\n".join(lines) + "\n").encode(), 1, SPEC18, "src")
+    assert chunk.fallback and chunk.frame["user"].to_list() == ["U1", "U3"]
+    assert chunk.quarantine.select("line", "reason").rows() == [(2, "wrong_type")]
+
+
+def test_numeric_ids_read_as_their_text_on_both_paths():
+    lines = [review(1234567890, 42, 1_500_000_000), review("U2", 7.0, 1_500_000_000)]
+    block = ("\n".join(lines) + "\n").encode()
+    fast = _fast(block, 2, SPEC18)
+    slow, bad = _slow(block, 1, SPEC18, "x")
+    assert bad.height == 0 and fast.equals(slow.drop("line"))
+    assert fast.select("reviewerID", "asin").rows() == [("1234567890", "42"), ("U2", "7")]
 
 
 def test_a_bad_line_does_not_lose_its_block_neighbours(tmp_path):

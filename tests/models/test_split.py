@@ -30,7 +30,8 @@ def items_of(frame: pl.DataFrame) -> pl.DataFrame:
             .with_columns(title=pl.col("item"), text=pl.col("item")))
 
 
-def split(cfg=SplitConfig(), frame=None):
+def split(cfg=None, frame=None):
+    cfg = SplitConfig() if cfg is None else cfg
     frame = interactions() if frame is None else frame
     return make_split(frame, items_of(frame), cfg)
 
