@@ -30,7 +30,8 @@ L_diff/L_align, start from the guesser and send no gradient into the denoiser;
 h_tgt is detached (``detach_target``); L_align treats h_cond as a fixed anchor;
 "w/o Diffusion" scores with h_cond directly ("directly employs conditional
 signals for prediction"). Squared norms are summed over d, as written in eqs
-17, 20 and 21.
+17, 20 and 21 (``sq_reduce="mean"`` averages them instead, which keeps them on
+the scale of L_rec when d is large).
 
 Per-row losses are combined with the row weights of the batch (see
 lgcd_data.TrainBatches): real overlap users carry L_diff + L_guess + L_rec
@@ -213,12 +214,13 @@ class LGCD(nn.Module):
             h_init = torch.where((b.has_tgt & diffused).unsqueeze(-1), x0_hat, fallback)
             h_rev = path.diffusion.reverse(h_init, z, path.t_start)
             h_rev = torch.where(diffused.unsqueeze(-1), h_rev, h_rev.detach())
-            has = b.has_tgt.float()
+            scale = 1.0 / cfg.d if cfg.sq_reduce == "mean" else 1.0
+            has = b.has_tgt.float() * scale
             per_row["diff"] = diff * has * diffused.float()  # eq 17
             if guess is not None:
                 per_row["guess"] = (guess - h_tgt).pow(2).sum(-1) * has  # eq 21
             if cfg.use_align and cfg.diffuse_pseudo:
-                align = (h_rev - h_cond.detach()).pow(2).sum(-1)  # eq 20, h_cond is the anchor
+                align = (h_rev - h_cond.detach()).pow(2).sum(-1) * scale  # eq 20, h_cond anchors
                 per_row["align"] = align * b.is_pseudo.float()
             h_final = path.fusion(h_cond, h_rev)  # (B, d) eq 24
         logits = h_final @ self.encoders[direction[1]].item_table().T  # (B, N_tgt)

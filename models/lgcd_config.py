@@ -22,6 +22,7 @@ CONDITIONINGS: tuple[str, ...] = ("cross_attention", "linear", "cfg", "id_only",
 Target = Literal["x0", "noise"]
 Fusion = Literal["moe", "linear"]
 CondTokens = Literal["cond", "cond+modalities"]
+SqReduce = Literal["sum", "mean"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class LGCDConfig:
     w_guess: float = 1.0
     w_align: float = 1.0
     w_rec: float = 1.0
+    sq_reduce: SqReduce = "sum"  # squared norms of eqs 17/20/21: "sum" over d (as written) | "mean"
     detach_target: bool = True  # stop-gradient on h_tgt so L_diff cannot collapse it
     finetune_encoders: bool = False  # False: pre-trained encoders frozen (in eval mode)
 
@@ -95,7 +97,8 @@ class LGCDConfig:
             if not 0.0 < value <= 1.0:
                 raise fail(f"lam[{dom!r}]={value}; allowed (0, 1]")
         choices = {"target": ("x0", "noise"), "conditioning": CONDITIONINGS,
-                   "cond_tokens": ("cond", "cond+modalities"), "fusion": ("moe", "linear")}
+                   "cond_tokens": ("cond", "cond+modalities"), "fusion": ("moe", "linear"),
+                   "sq_reduce": ("sum", "mean")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")

@@ -127,6 +127,19 @@ def test_overlap_and_pseudo_losses_follow_equations_26_and_27():
     assert per_row["diff"][0] > 0 and per_row["diff"][1] == 0
 
 
+def test_mean_reduction_divides_the_squared_norms_by_d():
+    b = _pseudo_and_overlap(8, 9)
+    per = {}
+    for reduce in ("sum", "mean"):
+        torch.manual_seed(0)
+        model = LGCD(LGCDConfig(**SMALL, sq_reduce=reduce), fake_encoders({"A": 30, "B": 30}, d=D))
+        torch.manual_seed(1)
+        _, per[reduce] = model._path_forward("AB", b)
+    for term in ("diff", "guess", "align"):
+        torch.testing.assert_close(per["mean"][term], per["sum"][term] / D)
+    torch.testing.assert_close(per["mean"]["rec"], per["sum"]["rec"])
+
+
 def test_rows_excluded_from_diffusion_do_not_train_the_denoiser():
     overlap = row_from_record(dict(user="o", items=[4, 9, 6], domains=["A", "B", "A"],
                                    source_domain="A", target_domain="B", target_item=7,

@@ -38,6 +38,7 @@ def test_round_trip_through_dict():
     (dict(lam={"A": 0.5, "B": 0.0}), "lam\\['B'\\]"),
     (dict(conditioning="film"), "conditioning"),
     (dict(target="v"), "target"),
+    (dict(sq_reduce="max"), "sq_reduce"),
     (dict(conditioning="cfg", cfg_drop=0.0), "cfg_drop"),
     (dict(diffuse_overlap=False, diffuse_pseudo=False), "use_diffusion=False"),
     (dict(w_align=-1.0), "w_align"),
