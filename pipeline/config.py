@@ -11,6 +11,9 @@ from typing import Any, Literal
 import yaml
 
 from models.encoder_training import EncoderTrainConfig
+from models.eval_config import EvaluationConfig
+from models.eval_plan import check_sweep, extra_specs
+from models.lgcd_pipeline import LGCDStageConfig
 from models.pseudo import GenerationConfig, GroundingConfig
 from models.retrieval import IndexConfig
 from models.synthetic import SyntheticConfig
@@ -48,6 +51,8 @@ class DatasetConfig:
     encoder: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)  # domain pretraining
     generation: GenerationConfig = field(default_factory=GenerationConfig)  # LLM guesses (eq. 4)
     grounding: GroundingConfig = field(default_factory=GroundingConfig)  # retrieval (eqs. 5-6)
+    lgcd: LGCDStageConfig = field(default_factory=LGCDStageConfig)  # model + variants (3.4-3.5)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # metrics, baselines
     source_file: Path | None = None
 
     def domain_categories(self) -> tuple[str, str]:
@@ -150,6 +155,25 @@ def load_dataset_config(path: Path) -> DatasetConfig:
                                        "index": IndexConfig(**(grounding_raw.get("index") or {}))})
     except (TypeError, ValueError) as exc:
         raise fail(f"grounding: {exc}") from exc
+    lgcd_raw = raw.get("lgcd") or {}
+    if not isinstance(lgcd_raw, dict):
+        raise fail(f"lgcd must be a mapping, got {lgcd_raw!r}")
+    try:  # sized to the encoders; nK defaults to what the grounding stage retrieves
+        lgcd = LGCDStageConfig.from_mapping(lgcd_raw, {"d": encoder.d, "max_len": encoder.max_len,
+                                                       "n_k": grounding.n_k, "seed": int(raw.get("seed", 0))})
+    except (TypeError, ValueError) as exc:
+        raise fail(f"lgcd: {exc}") from exc
+    for spec in lgcd.variants:
+        n_k = lgcd.variant_config(spec).n_k
+        if n_k > grounding.n_k:
+            raise fail(f"lgcd: variant {spec.name!r} has n_k={n_k} but grounding.n_k="
+                       f"{grounding.n_k} pseudo items are retrieved; raise grounding.n_k")
+    try:
+        evaluation = EvaluationConfig.from_dict(raw.get("evaluation"))
+        check_sweep(evaluation.sweep, grounding.n_k)
+        extra_specs(lgcd, evaluation.seeds, evaluation.sweep)  # generated names must not clash
+    except (TypeError, ValueError) as exc:
+        raise fail(f"evaluation: {exc}") from exc
     if fmt == "llmcdsr" and release is None:
         raise fail("format llmcdsr needs release_dir")
     return DatasetConfig(
@@ -167,5 +191,7 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         encoder=encoder,
         generation=generation,
         grounding=grounding,
+        lgcd=lgcd,
+        evaluation=evaluation,
         source_file=path.resolve(),
     )

@@ -8,12 +8,27 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import embeddings, encoders, grounding, ingest, llm, prepare, pseudo, raw, splits
+from assets import (
+    baselines,
+    embeddings,
+    encoders,
+    evaluation,
+    grounding,
+    ingest,
+    lgcd,
+    llm,
+    prepare,
+    pseudo,
+    raw,
+    report,
+    splits,
+    sweep,
+)
 from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 from pipeline.executors import build_executor
 from pipeline.io_managers import VersionedIOManager, VersionStore
-from pipeline.jobs import full_rebuild, pseudo_refresh
+from pipeline.jobs import evaluate, full_rebuild, pseudo_refresh, sweep as sweep_job
 from pipeline.schedules import weekly_full_rebuild
 
 
@@ -26,14 +41,15 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
     store = VersionStore(root=str(storage_root or settings.storage_root_default()))
     assets = [*raw.build(cfg), *ingest.build(cfg), *prepare.build(cfg), *splits.build(cfg),
               *embeddings.build(cfg), *encoders.build(cfg), *llm.build(cfg), *pseudo.build(cfg),
-              *grounding.build(cfg)]
+              *grounding.build(cfg), *lgcd.build(cfg), *evaluation.build(cfg), *baselines.build(cfg),
+              *sweep.build(cfg), *report.build(cfg)]
     checks = [*prepare.build_checks(cfg), *splits.build_checks(cfg)]
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         resources={"store": store, "io_manager": VersionedIOManager(store=store),
                    "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(settings.PROJECT_ROOT))},
-        jobs=[full_rebuild, pseudo_refresh],
+        jobs=[full_rebuild, pseudo_refresh, evaluate, sweep_job],
         schedules=[weekly_full_rebuild],
         executor=build_executor(executor, assets),
     )

@@ -14,3 +14,18 @@ pseudo_refresh = dg.define_asset_job(
     description="Re-run the LLM pseudo-overlap stage and everything downstream "
     "(after a prompt, model or sampling change).",
 )
+
+evaluate = dg.define_asset_job(
+    "evaluate",
+    selection=dg.AssetSelection.groups("baselines", "evaluation")
+    - dg.AssetSelection.key_substring("sweep"),
+    description="Sample the candidate lists, train and rank the baselines, rank every trained "
+    "LGCD variant, and write the report (Tables 1 and 3, significance, plots).",
+)
+
+sweep = dg.define_asset_job(
+    "sweep",
+    selection=dg.AssetSelection.key_substring("sweep") | dg.AssetSelection.assets("report"),
+    description="Figure 3: train one LGCD per nK / T / lambda value of evaluation.sweep, rank "
+    "them, and refresh the report's sensitivity curves.",
+)

@@ -1,0 +1,81 @@
+"""Stage 5b: baselines, each trained per seed and ranked on the stored candidate lists.
+
+One asset per configured baseline (``evaluation.baselines``), so a slow one
+(SASRec, GRU4Rec) can be re-run alone; every one ranks the same users on the same
+``eval_candidates`` with the same code as LGCD (models/evaluation.py).
+"""
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from assets import groups
+from assets.encoders import asset_name as encoder_asset
+from assets.evaluation import encoders_from, n_items, rank_metadata
+from models.baselines.common import Interactions
+from models.baselines.fit import fit_baseline
+from models.evaluation import eval_users, rank_users
+from models.lgcd_pipeline import torch_threads
+from pipeline.config import DatasetConfig
+from pipeline.errors import user_errors
+from pipeline.io_managers import VersionStore
+from pipeline.storage import Checkpoint
+from pipeline.versioning import code_version
+
+DESCRIPTIONS = {
+    "popularity": "Most popular target-domain items (training interaction counts).",
+    "item_knn": "Cross-domain item-KNN on co-occurrence among overlapping training users.",
+    "sasrec": "SASRec trained on mixed sequences over a joint item vocabulary.",
+    "gru4rec": "GRU4Rec trained on mixed sequences over a joint item vocabulary.",
+    "emcdr": "EMCDR-style MLP mapping pre-trained source representations to the target space.",
+}
+
+
+def _fit_markdown(fits: list[tuple[int, object, float]]) -> str:
+    lines = ["| seed | best epoch | val NDCG@10 | epochs run | s |", "|---:|---:|---:|---:|---:|"]
+    for seed, fitted, seconds in fits:
+        val = "–" if fitted.val_ndcg10 is None else f"{fitted.val_ndcg10:.4f}"
+        lines.append(f"| {seed} | {fitted.best_epoch} | {val} | {len(fitted.history)} "
+                     f"| {seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
+    ev = cfg.evaluation
+    settings = {"sasrec": ev.sequential, "gru4rec": ev.sequential, "emcdr": ev.emcdr}.get(name)
+    ins = {"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B"))} \
+        if name == "emcdr" else {}
+
+    @dg.asset(name=f"ranks_{name}", group_name=groups.BASELINES, ins=ins,
+              kinds={"pytorch", "parquet"} if settings else {"polars", "parquet"},
+              code_version=code_version("base1", name, settings, ev.seeds, ev.negatives == "full"),
+              description=DESCRIPTIONS[name])
+    def baseline(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
+                 item_catalog: pl.DataFrame, eval_candidates: pl.DataFrame,
+                 **encoder_ckpts: Checkpoint) -> dg.MaterializeResult:
+        """Rank of the ground truth for every held-out user under one baseline, per seed."""
+        train = Interactions.from_sequences(sequences)
+        users = eval_users(sequences)
+        sizes = n_items(item_catalog)
+        frames, fits = [], []
+        with user_errors(ValueError), torch_threads(ev.threads):
+            for seed in ev.seeds:
+                began = time.perf_counter()
+                encoders = encoders_from(**encoder_ckpts) if encoder_ckpts else None
+                fitted = fit_baseline(name, train, sizes, ev, seed, users, eval_candidates, encoders)
+                frames.append(rank_users(fitted.scorer, users, eval_candidates, seed, name,
+                                         ev.batch_size, full=ev.negatives == "full"))
+                fits.append((seed, fitted, time.perf_counter() - began))
+                context.log.info(f"{name} seed {seed}: best epoch {fitted.best_epoch}, "
+                                 f"{fits[-1][2]:.1f} s")
+        ranks = pl.concat(frames)
+        return store.publish(ranks, **rank_metadata(
+            ranks, cfg, seconds=round(sum(f[2] for f in fits), 1),
+            training=dg.MetadataValue.md(_fit_markdown(fits))))
+
+    return baseline
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    return [_baseline_asset(cfg, name) for name in cfg.evaluation.baselines]

@@ -1,0 +1,157 @@
+"""Stage 5: candidate lists, LGCD ranks per variant and seed, and the combined evaluation.
+
+``eval_candidates`` is sampled once per seed, and every ``ranks_*`` asset (LGCD
+variants here, baselines in assets/baselines.py) ranks on those same lists with
+models/evaluation.py. LGCD seed replicas and sweep points are extra LGCD variants
+trained by the LGCD stage's own factory (assets/lgcd.py); see models/eval_plan.py.
+"""
+
+import dataclasses
+
+import dagster as dg
+import polars as pl
+
+from assets import groups, lgcd
+from assets.encoders import asset_name as encoder_asset
+from models.candidates import sample_all_seeds
+from models.eval_plan import Replica, extra_specs, replicas
+from models.evaluation import eval_users, metric_rows, rank_users
+from models.lgcd_eval import LGCDScorer
+from models.lgcd_pipeline import lgcd_from_checkpoint, torch_threads
+from models.report import domain_names, summarize, table1_markdown
+from models.sequence_encoder import DomainEncoder
+from pipeline.config import DatasetConfig
+from pipeline.errors import DataError, user_errors
+from pipeline.io_managers import VersionStore
+from pipeline.storage import Checkpoint, checkpoint_hash
+from pipeline.versioning import code_version
+
+PROTOCOL = {"all": "1 ground truth + {n} negatives sampled from all participating domains "
+                   "(paper 4.1.1); other-domain negatives score -inf for every model",
+            "target": "1 ground truth + {n} negatives sampled from the target domain",
+            "full": "the ground truth ranked against every target-domain item"}
+
+
+def n_items(item_catalog: pl.DataFrame) -> dict[str, int]:
+    return dict(item_catalog.group_by("domain").len().iter_rows())
+
+
+def encoders_from(enc_a: Checkpoint, enc_b: Checkpoint) -> dict[str, DomainEncoder]:
+    return {d: DomainEncoder.from_checkpoint(c.state_dict, c.config).eval()
+            for d, c in (("A", enc_a), ("B", enc_b))}
+
+
+def rank_metadata(ranks: pl.DataFrame, cfg: DatasetConfig, **extra) -> dict:
+    """Metadata of a ranks table: users, seeds, test metrics (mean over seeds) as a table."""
+    summary = summarize(ranks)
+    test = summary.filter((pl.col("split") == "test") & (pl.col("target_domain") == "all"))
+    means = {f"test_{m}": round(test[f"{m}_mean"][0], 4) for m in ("hr@10", "ndcg@10")} \
+        if test.height == 1 else {}
+    models = ranks["model"].unique(maintain_order=True).to_list()
+    names = domain_names(cfg.domain_categories())
+    return {"users": ranks.filter(pl.col("seed") == ranks["seed"].min())["user"].n_unique(),
+            "seeds": dg.MetadataValue.json(sorted(ranks["seed"].unique().to_list())),
+            **means, "test_metrics": dg.MetadataValue.md(table1_markdown(summary, models, names)),
+            **extra}
+
+
+def _candidates_asset(cfg: DatasetConfig) -> dg.AssetsDefinition:
+    ev = cfg.evaluation
+
+    @dg.asset(group_name=groups.EVALUATION, kinds={"polars", "parquet"},
+              code_version=code_version("cand1", ev.seeds, ev.n_negatives, ev.negatives))
+    def eval_candidates(store: VersionStore, sequences: pl.DataFrame,
+                        item_catalog: pl.DataFrame) -> dg.MaterializeResult:
+        """Ground truth plus sampled negatives for every valid and test user, once per seed."""
+        held_out = sequences.filter(pl.col("split").is_in(["valid", "test"]))
+        with user_errors(ValueError):
+            if held_out.is_empty():
+                raise DataError("sequences has no valid or test users to evaluate")
+            table = sample_all_seeds(held_out, n_items(item_catalog), ev.n_negatives,
+                                     ev.negatives, ev.seeds)
+        effective = (table.group_by("split", "target_domain")
+                     .agg(pl.len().alias("users"), pl.col("n_target_negatives").mean())
+                     .sort("split", "target_domain"))
+        return store.publish(
+            table, protocol=PROTOCOL[ev.negatives].format(n=ev.n_negatives), pool=ev.negatives,
+            n_negatives=ev.n_negatives, seeds=dg.MetadataValue.json(list(ev.seeds)),
+            effective_negatives=dg.MetadataValue.md(
+                "| split | target | users per seed | mean target-domain negatives |\n|---|---|---:|---:|\n"
+                + "\n".join(f"| {s} | {d} | {n // len(ev.seeds)} | {m:.1f} |"
+                            for s, d, n, m in effective.iter_rows())))
+
+    return eval_candidates
+
+
+def _lgcd_ranks_asset(cfg: DatasetConfig, model: str, reps: list[Replica]) -> dg.AssetsDefinition:
+    ev = cfg.evaluation
+    ins = {f"seed_{r.seed}": dg.AssetIn(key=lgcd.asset_name(r.spec.name)) for r in reps}
+    ins |= {"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B"))}
+
+    @dg.asset(name=f"ranks_{model}", group_name=groups.EVALUATION, ins=ins,
+              kinds={"pytorch", "parquet"},
+              code_version=code_version("lgcdrank1", ev.seeds, ev.negatives == "full",
+                                        [r.spec.name for r in reps]))
+    def lgcd_ranks(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
+                   eval_candidates: pl.DataFrame, enc_a: Checkpoint, enc_b: Checkpoint,
+                   **checkpoints: Checkpoint) -> dg.MaterializeResult:
+        """Rank of the ground truth for every held-out user, one trained LGCD per seed."""
+        versions = {"A": checkpoint_hash(enc_a), "B": checkpoint_hash(enc_b)}
+        users = eval_users(sequences)
+        frames = []
+        with user_errors(ValueError), torch_threads(ev.threads):
+            for r in reps:
+                ckpt = checkpoints[f"seed_{r.seed}"]
+                trained_on = ckpt.extra.get("encoder_versions", versions)
+                if trained_on != versions:
+                    raise DataError(f"{lgcd.asset_name(r.spec.name)} was trained on other encoder "
+                                    "versions than the current sequence_encoder_a/_b; "
+                                    "re-materialize it")
+                net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))
+                frames.append(rank_users(LGCDScorer(net, r.seed), users, eval_candidates, r.seed,
+                                         model, ev.batch_size, full=ev.negatives == "full"))
+                context.log.info(f"{model} seed {r.seed}: ranked {frames[-1].height} users")
+        ranks = pl.concat(frames)
+        return store.publish(ranks, **rank_metadata(ranks, cfg, variant=reps[0].variant))
+
+    return lgcd_ranks
+
+
+def rank_asset_names(cfg: DatasetConfig) -> list[str]:
+    """Every ``ranks_*`` asset that feeds ``evaluation``: baselines, then LGCD variants."""
+    lgcd_models = dict.fromkeys(r.model for r in replicas(cfg.lgcd, cfg.evaluation.seeds))
+    return [f"ranks_{b}" for b in cfg.evaluation.baselines] + [f"ranks_{m}" for m in lgcd_models]
+
+
+def _evaluation_asset(cfg: DatasetConfig) -> dg.AssetsDefinition:
+    names = rank_asset_names(cfg)
+
+    @dg.asset(group_name=groups.EVALUATION, kinds={"polars", "parquet"},
+              ins={n: dg.AssetIn(key=n) for n in names},
+              code_version=code_version("eval1", names))
+    def evaluation(store: VersionStore, **ranks: pl.DataFrame) -> dg.MaterializeResult:
+        """Per-user ranks of every model and HR@k / NDCG@k per model, seed, split and domain."""
+        everything = pl.concat([ranks[n] for n in names])
+        metrics = metric_rows(everything)
+        models = everything["model"].unique(maintain_order=True).to_list()
+        summary = summarize(everything)
+        names_ = domain_names(cfg.domain_categories())
+        return store.publish(
+            {"ranks": everything, "metrics": metrics}, models=dg.MetadataValue.json(models),
+            test=dg.MetadataValue.md(table1_markdown(summary, models, names_, "test")),
+            valid=dg.MetadataValue.md(table1_markdown(summary, models, names_, "valid")))
+
+    return evaluation
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    ev = cfg.evaluation
+    extra = extra_specs(cfg.lgcd, ev.seeds, ev.sweep)
+    stage = dataclasses.replace(cfg.lgcd, variants=tuple(extra)) if extra else None
+    extra_models = lgcd.build(dataclasses.replace(cfg, lgcd=stage)) if stage else []
+    by_model: dict[str, list[Replica]] = {}
+    for r in replicas(cfg.lgcd, ev.seeds):
+        by_model.setdefault(r.model, []).append(r)
+    return [_candidates_asset(cfg), *extra_models,
+            *[_lgcd_ranks_asset(cfg, m, reps) for m, reps in by_model.items()],
+            _evaluation_asset(cfg)]

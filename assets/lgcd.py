@@ -1,0 +1,131 @@
+"""Stage 4: the LGCD model (paper sections 3.4-3.5), one checkpoint asset per configured variant.
+
+``full`` is ``lgcd_model``; every other entry of ``lgcd.variants`` (Table 3's
+ablations, Figure 4's conditionings, Figure 5's targets, nK / T / lambda / expert
+sweeps) is ``lgcd_model_<name>``, so one ``full_rebuild`` run trains them all and
+the UI shows each with its own curves. Training writes ``last.pt`` after every epoch
+under ``<storage>/.cache/lgcd/<config + inputs hash>/``: a rerun after a crash
+resumes there. Load a result with ``models.lgcd_pipeline.lgcd_from_checkpoint``.
+"""
+
+import base64
+import shutil
+
+import dagster as dg
+import polars as pl
+
+from assets import groups
+from assets.encoders import asset_name as encoder_asset
+from models.device import resolve_device
+from models.lgcd_pipeline import (
+    LGCDDataError,
+    VariantSpec,
+    checkpoint_parts,
+    fit,
+    history_markdown,
+    torch_threads,
+    training_rows,
+    validation_rows,
+)
+from models.plots import training_curves_png
+from models.sequence_encoder import DomainEncoder
+from pipeline.config import DatasetConfig
+from pipeline.errors import user_errors
+from pipeline.io_managers import VersionStore
+from pipeline.storage import Checkpoint, checkpoint_hash
+from pipeline.versioning import code_version, fingerprint
+
+CACHE_DIR = (".cache", "lgcd")
+INPUTS = ("sequences", "pseudo_sequences", encoder_asset("A"), encoder_asset("B"))
+
+
+def asset_name(variant: str) -> str:
+    return "lgcd_model" if variant == "full" else f"lgcd_model_{variant}"
+
+
+def _input_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """Content versions of the inputs the IO manager loaded (their latest materializations)."""
+    out = {}
+    for name in INPUTS:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(name)), limit=1).records
+        meta = records[0].asset_materialization.metadata if records else {}
+        out[name] = str(meta["version"].value) if "version" in meta else "unknown"
+    return out
+
+
+def _curves(history: list[dict], best_epoch: int, title: str) -> str:
+    png = training_curves_png([h["epoch"] for h in history], [h["loss_total"] for h in history],
+                              {"HR@10": [h["hr@10"] for h in history],
+                               "NDCG@10": [h["ndcg@10"] for h in history]}, title, best_epoch)
+    return f"![training curves](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
+    stage = cfg.lgcd
+    model_cfg = stage.variant_config(spec)
+
+    @dg.asset(
+        name=asset_name(spec.name),
+        group_name=groups.LGCD,
+        pool="gpu",
+        code_version=code_version("lgcd1", model_cfg, spec, stage.valid_negatives,
+                                  stage.max_valid_users),
+        ins={"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B"))},
+        kinds={"pytorch"},
+        description=f"LGCD variant '{spec.name}' (preset {spec.preset}) trained in both directions.",
+    )
+    def lgcd_model(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
+                   pseudo_sequences: pl.DataFrame, enc_a: Checkpoint,
+                   enc_b: Checkpoint) -> dg.MaterializeResult:
+        """LGCD trained on real + pseudo overlap users, early-stopped on valid NDCG@10."""
+        ckpts = {"A": enc_a, "B": enc_b}
+        encoders = {d: DomainEncoder.from_checkpoint(c.state_dict, c.config) for d, c in ckpts.items()}
+        train, skipped = training_rows(sequences, pseudo_sequences, model_cfg.n_k,
+                                       spec.overlap_ratio, model_cfg.seed)
+        valid, skipped_valid = validation_rows(sequences, stage.max_valid_users, model_cfg.seed)
+        key = fingerprint(model_cfg, spec, stage.valid_negatives, stage.max_valid_users,
+                          _input_versions(context))
+        ckpt_dir = store.path().joinpath(*CACHE_DIR, key)
+
+        def log_epoch(h: dict) -> None:
+            context.log.info(f"{spec.name} epoch {h['epoch']}: loss {h['loss_total']:.4f}, val "
+                             f"HR@10 {h['hr@10']:.4f}, NDCG@10 {h['ndcg@10']:.4f} ({h['seconds']:.1f} s)")
+
+        with user_errors(ValueError):
+            device = resolve_device(stage.device)
+        with user_errors(LGCDDataError), torch_threads(stage.threads) as threads:
+            context.log.info(f"{spec.name}: {len(train)} training rows, {len(valid)} valid rows, "
+                             f"device {device}, {threads} CPU threads, checkpoints in {ckpt_dir}")
+            model, result = fit(model_cfg, encoders, train, valid, device, ckpt_dir,
+                                stage.valid_negatives, log_epoch)
+        res = result.train
+        kinds = [r.kind for r in train]
+        rows = {"overlap": kinds.count("overlap"), "pseudo": kinds.count("pseudo"),
+                "valid": len(valid), "skipped": len(skipped) + len(skipped_valid)}
+        versions = {d: checkpoint_hash(c) for d, c in ckpts.items()}
+        state, config, extra = checkpoint_parts(model, result, spec, versions, rows)
+        best = res.history[res.best_epoch - 1]
+        published = store.publish(
+            Checkpoint(state, config, extra), variant=spec.name, preset=spec.preset,
+            best_epoch=res.best_epoch, epochs_run=len(res.history), stopped_early=res.stopped_early,
+            val_hr10=best["hr@10"], val_ndcg10=best["ndcg@10"],
+            **{f"val_ndcg10_{d}": best[f"ndcg@10/{d}"] for d in ("AB", "BA") if f"ndcg@10/{d}" in best},
+            train_overlap_rows=rows["overlap"], train_pseudo_rows=rows["pseudo"], valid_rows=rows["valid"],
+            skipped_rows=rows["skipped"], skipped_example=str((skipped + skipped_valid)[:1]),
+            steps=res.steps, steps_per_epoch=result.steps_per_epoch,
+            steps_per_s=round(result.steps_per_s, 3), train_seconds=round(result.train_seconds, 1),
+            valid_seconds=round(result.eval_seconds, 1), device=str(device), cpu_threads=threads,
+            resumed_from=res.resumed_from if res.resumed_from is not None else -1,
+            encoder_versions=dg.MetadataValue.json(versions),
+            epochs=dg.MetadataValue.md(history_markdown(res.history, res.best_epoch)),
+            training_curves=dg.MetadataValue.md(_curves(res.history, res.best_epoch,
+                                                         f"LGCD {spec.name}")))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # published; the resume point is no longer needed
+        return published
+
+    return lgcd_model
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    return [_lgcd_asset(cfg, spec) for spec in cfg.lgcd.variants]

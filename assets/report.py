@@ -1,0 +1,108 @@
+"""Stage 6: the report, the paper's Tables 1 and 3 (and Figure 3) rebuilt from the evaluation.
+
+Stored as Parquet tables (per-seed results, mean ± std summary, paper comparison,
+significance, sweep points); the Dagster metadata shows the same as Markdown tables
+and inline PNG plots, so the UI reads like the paper's section 4.
+"""
+
+import base64
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from assets import groups
+from assets.evaluation import PROTOCOL
+from assets.sweep import ASSET as SWEEP_ASSET
+from models.eval_plan import model_name
+from models.lgcd_config import ABLATIONS
+from models.report import (
+    best_baseline,
+    domain_names,
+    is_food_kitchen,
+    is_lgcd,
+    paper_comparison,
+    paper_comparison_markdown,
+    significance,
+    significance_markdown,
+    summarize,
+    sweep_markdown,
+    sweep_metrics,
+    table1_markdown,
+    table3_markdown,
+    table_all_cutoffs_markdown,
+)
+from models.report_plots import metric_bars_png, sensitivity_png
+from pipeline.config import DatasetConfig
+from pipeline.io_managers import VersionStore
+from pipeline.versioning import code_version
+
+
+def _image(png: bytes, alt: str) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def _significance_table(tests: dict, model: str, baseline: str) -> pl.DataFrame:
+    rows = [{"model": model, "baseline": baseline, "target_domain": d, "users": t.n,
+             "ndcg@10_model": t.mean_a, "ndcg@10_baseline": t.mean_b, "diff": t.diff,
+             "wins": t.wins, "losses": t.losses, "p_value": t.p_value,
+             "permutations": t.permutations} for d, t in tests.items()]
+    return pl.DataFrame(rows) if rows else pl.DataFrame({"model": [], "p_value": []},
+                                                        schema={"model": pl.String,
+                                                                "p_value": pl.Float64})
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    ev = cfg.evaluation
+    has_sweep = ev.sweep is not None
+    ins = {"sweep": dg.AssetIn(key=SWEEP_ASSET)} if has_sweep else {}
+    names = domain_names(cfg.domain_categories())
+    table3 = [model_name(v.name) for v in cfg.lgcd.variants if v.preset in ABLATIONS
+              and (v.name == "full" or not v.overrides)]
+    others = [model_name(v.name) for v in cfg.lgcd.variants if model_name(v.name) not in table3]
+    compare = is_food_kitchen(cfg.domain_categories())
+
+    @dg.asset(group_name=groups.EVALUATION, ins=ins, kinds={"parquet", "matplotlib"},
+              code_version=code_version("report1", ev.permutations, table3, others, compare,
+                                        names, ev.negatives, ev.n_negatives))
+    def report(context: dg.AssetExecutionContext, store: VersionStore,
+               evaluation: dict[str, pl.DataFrame], **sweep: pl.DataFrame) -> dg.MaterializeResult:
+        """Tables 1 and 3 (mean ± std over seeds), significance, plots and the paper's numbers."""
+        ranks = evaluation["ranks"]
+        summary = summarize(ranks)
+        models = ranks["model"].unique(maintain_order=True).to_list()
+        baselines = [m for m in models if not is_lgcd(m)]
+        table1 = baselines + (["lgcd"] if "lgcd" in models else [])
+        meta: dict = {
+            "protocol": PROTOCOL[ev.negatives].format(n=ev.n_negatives),
+            "seeds": dg.MetadataValue.json(sorted(ranks["seed"].unique().to_list())),
+            "table1": dg.MetadataValue.md(table1_markdown(summary, table1, names)),
+            "table1_all_cutoffs": dg.MetadataValue.md(
+                table_all_cutoffs_markdown(summary, models, names)),
+            "table3": dg.MetadataValue.md(table3_markdown(summary, [m for m in table3 if m in models],
+                                                          names)),
+            "metric_bars": _image(metric_bars_png(summary, models, names), "HR@10 and NDCG@10"),
+        }
+        if [m for m in others if m in models]:
+            meta["other_lgcd_variants"] = dg.MetadataValue.md(
+                table3_markdown(summary, [m for m in others if m in models], names))
+        tables = {"results": evaluation["metrics"], "summary": summary}
+        best = best_baseline(summary, baselines)
+        if best is not None and "lgcd" in models:
+            tests = significance(ranks, "lgcd", best, ev.permutations)
+            meta["significance"] = dg.MetadataValue.md(significance_markdown(tests, "lgcd", best, names))
+            meta["p_value_vs_best_baseline"] = tests["all"].p_value if "all" in tests else np.nan
+            tables["significance"] = _significance_table(tests, "lgcd", best)
+        if compare:
+            comparison = paper_comparison(summary)
+            meta["paper_comparison"] = dg.MetadataValue.md(paper_comparison_markdown(comparison, names))
+            tables["paper_comparison"] = comparison
+        if has_sweep:
+            points = sweep_metrics(sweep["sweep"])
+            tables["sweep"] = points
+            meta["figure3"] = dg.MetadataValue.md(sweep_markdown(points, names))
+            meta["figure3_plot"] = _image(sensitivity_png(points, names), "sensitivity")
+        context.log.info(f"report: {len(models)} models, best baseline {best}")
+        return store.publish(tables, **meta)
+
+    return [report]

@@ -1,0 +1,61 @@
+"""Figure 3: ranks of the LGCD sweep points (nK, T, lambda), one trained model per point.
+
+The points are extra LGCD variants (models/eval_plan.py ``sweep_points``), trained by
+the LGCD stage's factory and built in assets/evaluation.py; this asset ranks them on
+the first evaluation seed's candidate lists. It exists only when the dataset YAML
+has an ``evaluation.sweep`` section; the ``sweep`` job materializes it with its models.
+"""
+
+import dagster as dg
+import polars as pl
+
+from assets import groups, lgcd
+from assets.encoders import asset_name as encoder_asset
+from assets.evaluation import encoders_from
+from models.eval_plan import sweep_points
+from models.evaluation import eval_users, rank_users
+from models.lgcd_eval import LGCDScorer
+from models.lgcd_pipeline import lgcd_from_checkpoint, torch_threads
+from models.report import domain_names, sweep_markdown, sweep_metrics
+from pipeline.config import DatasetConfig
+from pipeline.errors import user_errors
+from pipeline.io_managers import VersionStore
+from pipeline.storage import Checkpoint
+from pipeline.versioning import code_version
+
+ASSET = "ranks_sweep"
+
+
+def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
+    ev = cfg.evaluation
+    points = sweep_points(cfg.lgcd, ev.sweep)
+    if not points:
+        return []
+    specs = list(dict.fromkeys(p.spec.name for p in points))
+    ins = {f"m_{i}": dg.AssetIn(key=lgcd.asset_name(name)) for i, name in enumerate(specs)}
+    ins |= {"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B"))}
+    seed = ev.seeds[0]
+
+    @dg.asset(name=ASSET, group_name=groups.EVALUATION, ins=ins, kinds={"pytorch", "parquet"},
+              code_version=code_version("sweep1", ev.sweep, seed, ev.negatives == "full", specs))
+    def ranks_sweep(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
+                    eval_candidates: pl.DataFrame, enc_a: Checkpoint, enc_b: Checkpoint,
+                    **models: Checkpoint) -> dg.MaterializeResult:
+        """Rank of the ground truth for every held-out user under each sweep point's model."""
+        users = eval_users(sequences)
+        frames = []
+        with user_errors(ValueError), torch_threads(ev.threads):
+            for point in points:
+                ckpt = models[f"m_{specs.index(point.spec.name)}"]
+                net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))
+                ranks = rank_users(LGCDScorer(net, seed), users, eval_candidates, seed, "lgcd_sweep",
+                                   ev.batch_size, full=ev.negatives == "full")
+                frames.append(ranks.with_columns(param=pl.lit(point.param),
+                                                 value=pl.lit(float(point.value))))
+                context.log.info(f"sweep {point.param}={point.value}: {point.spec.name}")
+        table = pl.concat(frames)
+        return store.publish(table, points=len(points), seed=seed,
+                             figure3=dg.MetadataValue.md(sweep_markdown(
+                                 sweep_metrics(table), domain_names(cfg.domain_categories()))))
+
+    return [ranks_sweep]

@@ -1,0 +1,46 @@
+"""One entry point for every baseline: fit with a seed, early-stopped on the stored validation lists."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from models.baselines.common import Interactions, JointVocab
+from models.baselines.emcdr import train_emcdr
+from models.baselines.item_knn import CrossDomainItemKNN
+from models.baselines.popularity import Popularity
+from models.baselines.sequential import train_sequential
+from models.eval_config import BASELINES, EvaluationConfig
+from models.evaluation import EvalUser, Scorer, validation_ndcg
+from models.sequence_encoder import DomainEncoder
+
+
+@dataclass
+class FittedBaseline:
+    scorer: Scorer
+    best_epoch: int = 0  # 0 for models without training epochs
+    val_ndcg10: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fit_baseline(name: str, train: Interactions, n_items: dict[str, int], cfg: EvaluationConfig,
+                 seed: int, users: Sequence[EvalUser], candidates: pl.DataFrame,
+                 encoders: dict[str, DomainEncoder] | None = None) -> FittedBaseline:
+    """Fit baseline ``name`` for one seed; trained ones keep their best validation epoch."""
+    def validate(scorer: Scorer) -> float:
+        return validation_ndcg(scorer, users, candidates, seed, batch_size=cfg.batch_size)
+
+    if name == "popularity":
+        return FittedBaseline(Popularity.fit(train, n_items))
+    if name == "item_knn":
+        return FittedBaseline(CrossDomainItemKNN.fit(train, n_items))
+    if name in ("sasrec", "gru4rec"):
+        scorer, res = train_sequential(name, train, JointVocab(n_items), cfg.sequential, seed,
+                                       validate)
+    elif name == "emcdr":
+        if encoders is None:
+            raise ValueError("emcdr needs the pre-trained domain encoders")
+        scorer, res = train_emcdr(train, encoders, cfg.emcdr, seed, validate)
+    else:
+        raise ValueError(f"unknown baseline {name!r}; allowed {list(BASELINES)}")
+    return FittedBaseline(scorer, res.best_epoch, res.best_metric, res.history)

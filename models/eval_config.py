@@ -1,0 +1,141 @@
+"""Typed configuration of evaluation, baselines, the hyper-parameter sweep and the report.
+
+Read from the ``evaluation:`` section of a dataset YAML (pipeline/config.py) by
+``EvaluationConfig.from_dict``; every field has a default, so a YAML without the
+section evaluates with the paper's protocol (1 + 999 candidates from all domains)
+over three seeds. The Figure 3 sweep is off unless the section names ``sweep``
+(``sweep: {}`` trains the paper's grid; each point is one more LGCD training).
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.candidates import POOLS
+
+BASELINES = ("popularity", "item_knn", "sasrec", "gru4rec", "emcdr")
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """SASRec / GRU4Rec trained on mixed sequences over one joint item vocabulary."""
+
+    d: int = 64  # hidden size (as LGCD)
+    n_layers: int = 2  # SASRec blocks / GRU layers
+    n_heads: int = 2  # SASRec attention heads
+    max_len: int = 50  # most recent items read
+    dropout: float = 0.2
+    lr: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 10  # upper bound; early stopping on validation NDCG@10
+    patience: int = 2
+    sampled_negatives: int = 256  # shared negatives per batch; full softmax below this many items
+
+    def __post_init__(self) -> None:
+        for name in ("d", "n_layers", "n_heads", "max_len", "batch_size", "epochs", "patience",
+                     "sampled_negatives"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"evaluation.sequential.{name}={getattr(self, name)!r}; "
+                                 "must be an integer >= 1")
+        if self.d % self.n_heads:
+            raise ValueError(f"evaluation.sequential.d={self.d} is not divisible by "
+                             f"n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.lr <= 1.0:
+            raise ValueError(f"evaluation.sequential: dropout={self.dropout} must be in [0, 1) "
+                             f"and lr={self.lr} in (0, 1]")
+
+
+@dataclass(frozen=True)
+class EMCDRConfig:
+    """EMCDR-style mapping MLP from source to target user representations."""
+
+    hidden: int = 128  # width of the tanh hidden layer
+    lr: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 100  # upper bound; early stopping on validation NDCG@10
+    patience: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "batch_size", "epochs", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"evaluation.emcdr.{name}={getattr(self, name)!r}; "
+                                 "must be an integer >= 1")
+        if not 0.0 < self.lr <= 1.0:
+            raise ValueError(f"evaluation.emcdr.lr={self.lr}; allowed (0, 1]")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Figure 3: one LGCD training per value, the other two at their defaults."""
+
+    n_k: tuple[int, ...] = (5, 10, 20)
+    T: tuple[int, ...] = (50, 100, 200)
+    lam: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)  # same lambda for both target domains
+    epochs: int | None = None  # LGCD epochs per sweep point; None keeps the model's setting
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(v, int) or not 1 <= v <= 200 for v in self.n_k):
+            raise ValueError(f"evaluation.sweep.n_k={list(self.n_k)}; integers in [1, 200]")
+        if any(not isinstance(v, int) or v < 1 for v in self.T):
+            raise ValueError(f"evaluation.sweep.T={list(self.T)}; integers >= 1")
+        if any(not 0.0 < v <= 1.0 for v in self.lam):
+            raise ValueError(f"evaluation.sweep.lam={list(self.lam)}; values in (0, 1]")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"evaluation.sweep.epochs={self.epochs}; >= 1 or null")
+
+    def points(self) -> list[tuple[str, float]]:
+        """(parameter, value) of every sweep training, in plotting order."""
+        return ([("n_k", v) for v in self.n_k] + [("T", v) for v in self.T]
+                + [("lam", v) for v in self.lam])
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    seeds: tuple[int, ...] = (0, 1, 2)  # candidate lists and model training, one run per seed
+    n_negatives: int = 999  # sampled negatives per held-out user (paper 4.1.1)
+    negatives: str = "all"  # "all" domains (paper) | "target" domain (LLMCDSR code) | "full"
+    baselines: tuple[str, ...] = BASELINES
+    batch_size: int = 256  # users per scoring batch
+    permutations: int = 10000  # paired permutation test draws
+    threads: int = 1  # torch threads while training baselines (small tensors: 1 is fastest)
+    sequential: SequentialConfig = field(default_factory=SequentialConfig)
+    emcdr: EMCDRConfig = field(default_factory=EMCDRConfig)
+    sweep: SweepConfig | None = None  # Figure 3; YAML ``sweep: {}`` enables the paper's grid
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"evaluation.seeds={list(self.seeds)}; need distinct seeds")
+        if self.negatives not in POOLS:
+            raise ValueError(f"evaluation.negatives={self.negatives!r}; allowed {list(POOLS)}")
+        unknown = set(self.baselines) - set(BASELINES)
+        if unknown:
+            raise ValueError(f"evaluation.baselines: unknown {sorted(unknown)}; "
+                             f"allowed {list(BASELINES)}")
+        for name in ("n_negatives", "batch_size", "permutations", "threads"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"evaluation.{name}={getattr(self, name)!r}; "
+                                 "must be an integer >= 1")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> "EvaluationConfig":
+        """Build from the YAML mapping; unknown keys raise with the allowed ones named."""
+        raw = dict(raw or {})
+        nested = {"sequential": SequentialConfig, "emcdr": EMCDRConfig, "sweep": SweepConfig}
+        for name, kind in [(None, cls), *nested.items()]:
+            section = raw if name is None else (raw.get(name) or {})
+            allowed = {f.name for f in dataclasses.fields(kind)}
+            unknown = set(section) - allowed
+            if unknown:
+                where = "evaluation" if name is None else f"evaluation.{name}"
+                raise ValueError(f"{where}: unknown fields {sorted(unknown)}; "
+                                 f"allowed {sorted(allowed)}")
+        for name, kind in nested.items():
+            if name == "sweep" and raw.get(name) is None:
+                continue  # absent or null: no sweep
+            section = {k: tuple(v) if isinstance(v, list) else v
+                       for k, v in (raw.get(name) or {}).items()}
+            raw[name] = kind(**section)
+        for name in ("seeds", "baselines"):
+            if name in raw:
+                raw[name] = tuple(raw[name])
+        return cls(**raw)

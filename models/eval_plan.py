@@ -1,0 +1,110 @@
+"""Which trained LGCD models the evaluation needs beyond the configured variants.
+
+Two kinds, both expressed as ``VariantSpec``s of the LGCD stage so that the same
+asset factory (assets/lgcd.py) trains them:
+
+* seed replicas: every configured variant once more for each evaluation seed other
+  than its own (``<variant>_seed<s>``), so tables report mean ± std over seeds;
+* sweep points (Figure 3): the ``full`` variant with one of nK, T or lambda changed
+  (``sweep_<param>_<value>``); a point equal to the full variant reuses its model.
+
+Model names in result tables: variant ``full`` is ``lgcd``, any other ``lgcd_<name>``.
+"""
+
+from dataclasses import dataclass
+
+from models.eval_config import SweepConfig
+from models.lgcd_pipeline import LGCDStageConfig, VariantSpec
+
+
+def model_name(variant: str) -> str:
+    return "lgcd" if variant == "full" else f"lgcd_{variant}"
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One trained model of a variant: the variant's own asset or a seed replica."""
+
+    model: str  # result-table name, e.g. lgcd_wo_diffusion
+    variant: str  # configured variant name
+    seed: int
+    spec: VariantSpec  # what to train (the variant itself when seed is its own)
+
+    @property
+    def replica_of_own_seed(self) -> bool:
+        return self.spec.name == self.variant
+
+
+def replicas(stage: LGCDStageConfig, seeds: tuple[int, ...]) -> list[Replica]:
+    """For every configured variant and evaluation seed, the model to rank on that seed.
+
+    A variant's own seed (``lgcd.seed``, by default the dataset seed) uses the variant's
+    asset; other seeds get a replica spec with ``seed`` overridden. A variant whose own
+    seed is not in ``seeds`` is not evaluated under it (its asset is still trained).
+    """
+    out = []
+    for spec in stage.variants:
+        own = stage.variant_config(spec).seed
+        for seed in seeds:
+            if seed == own:
+                out.append(Replica(model_name(spec.name), spec.name, seed, spec))
+            else:
+                twin = VariantSpec(f"{spec.name}_seed{seed}", spec.preset,
+                                   {**spec.overrides, "seed": seed}, spec.overlap_ratio)
+                out.append(Replica(model_name(spec.name), spec.name, seed, twin))
+    return out
+
+
+def extra_specs(stage: LGCDStageConfig, seeds: tuple[int, ...], sweep: SweepConfig | None
+                ) -> list[VariantSpec]:
+    """Specs to train besides ``stage.variants``: seed replicas and sweep points, deduplicated."""
+    known = {s.name for s in stage.variants}
+    out: dict[str, VariantSpec] = {}
+    for spec in [r.spec for r in replicas(stage, seeds)] + [p.spec for p in sweep_points(stage, sweep)]:
+        if spec.name not in known and spec.name not in out:
+            out[spec.name] = spec
+    clash = known & {s.name for s in out.values()}
+    if clash:
+        raise ValueError(f"lgcd variant names {sorted(clash)} collide with generated replicas")
+    return list(out.values())
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    param: str  # "n_k" | "T" | "lam"
+    value: float
+    spec: VariantSpec
+
+
+def _value_name(value: float) -> str:
+    return str(value).replace(".", "p")
+
+
+def sweep_points(stage: LGCDStageConfig, sweep: SweepConfig | None) -> list[SweepPoint]:
+    """The full variant with one parameter changed per point (lambda set for both targets)."""
+    if sweep is None:
+        return []
+    full = next((s for s in stage.variants if s.name == "full"), VariantSpec("full"))
+    base = stage.variant_config(full)
+    out = []
+    for param, value in sweep.points():
+        override = {"lam": {"A": value, "B": value}} if param == "lam" else {param: value}
+        if sweep.epochs is not None:
+            override["epochs"] = sweep.epochs
+        same = all(getattr(base, k) == v for k, v in override.items())
+        spec = full if same else VariantSpec(f"sweep_{param.lower()}_{_value_name(value)}",
+                                             full.preset, {**full.overrides, **override},
+                                             full.overlap_ratio)
+        out.append(SweepPoint(param, value, spec))
+    return out
+
+
+def check_sweep(sweep: SweepConfig | None, grounding_n_k: int) -> None:
+    """A sweep nK above what grounding retrieves would silently train on fewer pseudo items."""
+    if sweep is None:
+        return
+    too_big = [v for v in sweep.n_k if v > grounding_n_k]
+    if too_big:
+        raise ValueError(f"evaluation.sweep.n_k has {too_big} but grounding.n_k={grounding_n_k} "
+                         "pseudo items are retrieved; raise grounding.n_k (and set lgcd.n_k to "
+                         "keep the model's own nK) or drop those values")

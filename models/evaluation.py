@@ -1,0 +1,159 @@
+"""Ranking of held-out users on the stored candidate lists, for any model behind ``Scorer``.
+
+One code path for every model and for both validation and test: a model only
+has to score a batch of users against target-domain items; this module builds
+the candidate tensors, masks other-domain negatives and padding (see
+models/candidates.py for why they score -inf), and turns scores into the 0-based
+rank of the ground truth. ``metric_rows`` turns ranks into HR@k / NDCG@k per
+(model, seed, split, target domain).
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+import torch
+from torch import Tensor
+
+from models.metrics import KS, candidate_ranks, ranking_metrics, target_ranks
+from models.schema import other
+
+RANK_SCHEMA = {"model": pl.String, "seed": pl.Int32, "split": pl.String, "user": pl.String,
+               "target_domain": pl.String, "rank": pl.Int32, "n_candidates": pl.Int32}
+
+
+@dataclass(frozen=True)
+class EvalUser:
+    """A held-out (valid/test) user: history, source and target domain, ground truth."""
+
+    user: str
+    split: str
+    items: tuple[int, ...]  # history item indices, per domain (models/schema.py)
+    domains: tuple[str, ...]
+    source_domain: str
+    target_domain: str
+    target_item: int
+
+    def source_items(self) -> list[int]:
+        """History items of the source domain, in order (all of them under the strict policy)."""
+        return [i for i, d in zip(self.items, self.domains, strict=True) if d == self.source_domain]
+
+    def record(self) -> dict:
+        """The ``sequences`` record of this user (for models that read rows, e.g. LGCD)."""
+        return {"user": self.user, "split": self.split, "kind": "overlap", "items": list(self.items),
+                "domains": list(self.domains), "source_domain": self.source_domain,
+                "target_domain": self.target_domain, "target_item": self.target_item}
+
+
+class Scorer(Protocol):
+    """What evaluation needs from a model."""
+
+    def score(self, users: Sequence[EvalUser], target_domain: str,
+              candidates: Tensor | None) -> Tensor:
+        """Scores of target-domain items: candidates (B, C) -> (B, C); None -> all items (B, N)."""
+        ...
+
+
+def eval_users(sequences: pl.DataFrame, splits: tuple[str, ...] = ("valid", "test")
+               ) -> list[EvalUser]:
+    """Held-out users of ``sequences`` in (split, user) order; the source is the other domain."""
+    rows = sequences.filter(pl.col("split").is_in(list(splits))).sort("split", "user")
+    out = []
+    for r in rows.iter_rows(named=True):
+        tgt = r["target_domain"]
+        out.append(EvalUser(str(r["user"]), r["split"], tuple(int(i) for i in r["items"]),
+                            tuple(r["domains"]), r["source_domain"] or other(tgt), tgt,
+                            int(r["target_item"])))
+    return out
+
+
+def _batches(users: Sequence[EvalUser], cands: dict, batch_size: int
+             ) -> Iterator[tuple[str, list[EvalUser], list]]:
+    """(target domain, users, candidate records) in batches of one target domain each."""
+    for tgt in ("A", "B"):
+        group = [u for u in users if u.target_domain == tgt]
+        for start in range(0, len(group), batch_size):
+            chunk = group[start:start + batch_size]
+            yield tgt, chunk, [cands[(u.split, u.user)] for u in chunk]
+
+
+def _candidate_tensor(records: list, tgt: str) -> tuple[Tensor, Tensor]:
+    """Target-domain candidates of each record, ground truth first, right-padded: (B, C) x2."""
+    kept = [[i for i, d in zip(r["cand_items"], r["cand_domains"], strict=True) if d == tgt]
+            for r in records]
+    width = max(len(k) for k in kept)
+    items = np.zeros((len(kept), width), dtype=np.int64)
+    valid = np.zeros((len(kept), width), dtype=bool)
+    for row, k in enumerate(kept):
+        items[row, :] = k[0]  # padding repeats the ground truth; it is masked out below
+        items[row, :len(k)] = k
+        valid[row, :len(k)] = True
+    return torch.from_numpy(items), torch.from_numpy(valid)
+
+
+@torch.no_grad()
+def rank_users(scorer: Scorer, users: Sequence[EvalUser], candidates: pl.DataFrame, seed: int,
+               model: str, batch_size: int = 256, full: bool = False) -> pl.DataFrame:
+    """Rank of the ground truth for each user on the seed's stored candidates (``RANK_SCHEMA``).
+
+    ``full`` ranks against every target-domain item instead (candidates then only name the
+    users). Users without a candidate row are an error: the lists must cover the split.
+    """
+    cand = {(r["split"], r["user"]): r
+            for r in candidates.filter(pl.col("seed") == seed).iter_rows(named=True)}
+    missing = [u.user for u in users if (u.split, u.user) not in cand]
+    if missing:
+        raise ValueError(f"no stored candidates for seed {seed} and users {missing[:5]} "
+                         f"({len(missing)} in all); re-materialize eval_candidates")
+    rows = []
+    for tgt, chunk, records in _batches(users, cand, batch_size):
+        if full:
+            scores = scorer.score(chunk, tgt, None).float()  # (B, N)
+            truth = torch.tensor([u.target_item for u in chunk], dtype=torch.long)
+            ranks = target_ranks(scores, truth)
+            sizes = [scores.shape[1]] * len(chunk)
+        else:
+            items, valid = _candidate_tensor(records, tgt)  # (B, C), (B, C)
+            if any(int(r["target_item"]) != u.target_item for r, u in zip(records, chunk, strict=True)):
+                raise ValueError("stored candidates do not match the users' ground truth; "
+                                 "re-materialize eval_candidates")
+            scores = scorer.score(chunk, tgt, items).float()  # (B, C)
+            if scores.shape != items.shape:
+                raise ValueError(f"{model}: scores of shape {tuple(scores.shape)} for candidates "
+                                 f"{tuple(items.shape)}")
+            ranks = candidate_ranks(scores.masked_fill(~valid, float("-inf")), valid)
+            sizes = valid.sum(1).tolist()
+        for u, rank, size in zip(chunk, ranks.tolist(), sizes, strict=True):
+            rows.append({"model": model, "seed": seed, "split": u.split, "user": u.user,
+                         "target_domain": tgt, "rank": rank, "n_candidates": size})
+    return pl.DataFrame(rows, schema=RANK_SCHEMA)
+
+
+def metric_rows(ranks: pl.DataFrame, ks: tuple[int, ...] = KS) -> pl.DataFrame:
+    """HR@k and NDCG@k per (model, seed, split, target_domain), plus "all" domains pooled."""
+    keys = ["model", "seed", "split"]
+    out = []
+    for (model, seed, split), part in ranks.group_by(keys, maintain_order=True):
+        groups = [(d, part.filter(pl.col("target_domain") == d)) for d in ("A", "B")]
+        for domain, sub in [*groups, ("all", part)]:
+            if sub.is_empty():
+                continue
+            values = ranking_metrics(sub["rank"].to_numpy(), ks)
+            out.append({"model": model, "seed": seed, "split": split, "target_domain": domain,
+                        "users": sub.height, **values})
+    schema = {"model": pl.String, "seed": pl.Int32, "split": pl.String,
+              "target_domain": pl.String, "users": pl.Int64,
+              **{f"{m}@{k}": pl.Float64 for k in ks for m in ("hr", "ndcg")}}
+    return pl.DataFrame(out, schema=schema)
+
+
+def validation_ndcg(scorer: Scorer, users: Sequence[EvalUser], candidates: pl.DataFrame,
+                    seed: int, k: int = 10, batch_size: int = 256) -> float:
+    """NDCG@k on validation users with the stored candidates (early stopping of baselines)."""
+    valid = [u for u in users if u.split == "valid"]
+    if not valid:
+        return 0.0
+    ranks = rank_users(scorer, valid, candidates, seed, "valid", batch_size)
+    return ranking_metrics(ranks["rank"].to_numpy(), (k,))[f"ndcg@{k}"]

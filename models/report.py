@@ -1,0 +1,237 @@
+"""The report's tables: mean ± std over seeds, the paper's Table 1 and 3 layouts, the paper comparison.
+
+Everything here is a pure function of the per-user rank table (models/evaluation.py
+``RANK_SCHEMA``) so the report asset stays a thin wrapper and tests can check the
+Markdown directly.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from models.evaluation import metric_rows
+from models.metrics import KS, ndcg_per_user, ranking_metrics
+from models.paper_results import (
+    PAPER_NAMES,
+    TABLE1_COLUMNS,
+    TABLE1_FOOD_KITCHEN,
+    TABLE3_COLUMNS,
+    TABLE3_FOOD_KITCHEN,
+)
+from models.stats import PairedTest, mean_std, paired_permutation_test
+
+METRICS = tuple(f"{m}@{k}" for k in KS for m in ("hr", "ndcg"))
+TABLE1_METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+TABLE3_METRICS = ("hr@5", "ndcg@5")
+LABELS = {"hr": "HR", "ndcg": "NDCG"}
+SHORT_DOMAIN_NAMES = {"Grocery_and_Gourmet_Food": "Food", "Home_and_Kitchen": "Kitchen",
+                      "Movies_and_TV": "Movie", "Books": "Book"}
+
+
+def is_lgcd(model: str) -> bool:
+    return model == "lgcd" or model.startswith("lgcd_")
+
+
+def domain_names(categories: tuple[str, str]) -> dict[str, str]:
+    """Column titles of the target domains, as the paper names them when it does."""
+    return {d: SHORT_DOMAIN_NAMES.get(c, c) for d, c in zip(("A", "B"), categories, strict=True)}
+
+
+def is_food_kitchen(categories: tuple[str, str]) -> bool:
+    """The pair of the paper's published Food-Kitchen numbers (A = Food, B = Kitchen)."""
+    return tuple(categories) == ("Grocery_and_Gourmet_Food", "Home_and_Kitchen")
+
+
+def label(metric: str) -> str:
+    name, k = metric.split("@")
+    return f"{LABELS[name]}@{k}"
+
+
+def summarize(ranks: pl.DataFrame) -> pl.DataFrame:
+    """Per (model, split, target_domain): users, seeds, and mean/std over seeds of every metric."""
+    per_seed = metric_rows(ranks)
+    out = []
+    for (model, split, domain), part in per_seed.group_by(["model", "split", "target_domain"],
+                                                          maintain_order=True):
+        row = {"model": model, "split": split, "target_domain": domain,
+               "users": int(part["users"].max()), "seeds": part.height}
+        for metric in METRICS:
+            row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(part[metric].to_numpy())
+        out.append(row)
+    return pl.DataFrame(out)
+
+
+def _cell(summary: dict, model: str, domain: str, metric: str) -> float | None:
+    row = summary.get((model, domain))
+    return None if row is None else row[f"{metric}_mean"]
+
+
+def _markdown_table(summary: pl.DataFrame, models: Sequence[str], columns: Sequence[tuple[str, str]],
+                    domain_names: dict[str, str], split: str) -> str:
+    rows = {(r["model"], r["target_domain"]): r
+            for r in summary.filter(pl.col("split") == split).iter_rows(named=True)}
+    head = "| model | " + " | ".join(f"{domain_names[d]} {label(m)}" for d, m in columns) + " |"
+    lines = [head, "|---|" + "---:|" * len(columns)]
+    ranking = {}
+    for d, m in columns:  # best bold, second underlined (as in the paper)
+        values = sorted({v for v in (_cell(rows, x, d, m) for x in models) if v is not None},
+                        reverse=True)
+        ranking[(d, m)] = values[:2]
+    for model in models:
+        cells = []
+        for d, m in columns:
+            row = rows.get((model, d))
+            if row is None:
+                cells.append("–")
+                continue
+            mean, std = row[f"{m}_mean"], row[f"{m}_std"]
+            text = f"{mean:.4f} ± {std:.4f}"
+            top = ranking[(d, m)]
+            if top and mean == top[0]:
+                text = f"**{text}**"
+            elif len(top) > 1 and mean == top[1]:
+                text = f"<u>{text}</u>"
+            cells.append(text)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table1_markdown(summary: pl.DataFrame, models: Sequence[str], domain_names: dict[str, str],
+                    split: str = "test") -> str:
+    """Table 1 layout: models by rows; HR@5, HR@10, NDCG@5, NDCG@10 per target domain."""
+    columns = [(d, m) for d in ("A", "B") for m in TABLE1_METRICS]
+    return _markdown_table(summary, models, columns, domain_names, split)
+
+
+def table_all_cutoffs_markdown(summary: pl.DataFrame, models: Sequence[str],
+                               domain_names: dict[str, str], split: str = "test") -> str:
+    """Every cut-off (1, 5, 10, 20) for both metrics, per target domain and pooled."""
+    names = {**domain_names, "all": "both"}
+    columns = [(d, m) for d in ("A", "B", "all") for m in METRICS]
+    return _markdown_table(summary, models, columns, names, split)
+
+
+def table3_markdown(summary: pl.DataFrame, variants: Sequence[str], domain_names: dict[str, str],
+                    split: str = "test") -> str:
+    """Table 3 layout: LGCD variants by rows; HR@5 and NDCG@5 per target domain."""
+    columns = [(d, m) for d in ("A", "B") for m in TABLE3_METRICS]
+    return _markdown_table(summary, variants, columns, domain_names, split)
+
+
+def paper_comparison(summary: pl.DataFrame, split: str = "test") -> pl.DataFrame:
+    """Ours (mean over seeds) beside the paper's Food-Kitchen numbers, for models in both."""
+    rows = {(r["model"], r["target_domain"]): r
+            for r in summary.filter(pl.col("split") == split).iter_rows(named=True)}
+    out = []
+    for model, paper_name in PAPER_NAMES.items():
+        for table, published, columns in (("Table 1", TABLE1_FOOD_KITCHEN, TABLE1_COLUMNS),
+                                          ("Table 3", TABLE3_FOOD_KITCHEN, TABLE3_COLUMNS)):
+            if paper_name not in published:
+                continue
+            for (domain, metric), paper in zip(columns, published[paper_name], strict=True):
+                ours = rows.get((model, domain))
+                if ours is None:
+                    continue
+                mean = ours[f"{metric}_mean"]
+                out.append({"table": table, "model": model, "paper_row": paper_name,
+                            "target_domain": domain, "metric": metric, "ours": mean,
+                            "ours_std": ours[f"{metric}_std"], "paper": paper,
+                            "diff": mean - paper})
+    schema = {"table": pl.String, "model": pl.String, "paper_row": pl.String,
+              "target_domain": pl.String, "metric": pl.String, "ours": pl.Float64,
+              "ours_std": pl.Float64, "paper": pl.Float64, "diff": pl.Float64}
+    return pl.DataFrame(out, schema=schema)
+
+
+def paper_comparison_markdown(comparison: pl.DataFrame, domain_names: dict[str, str]) -> str:
+    if comparison.is_empty():
+        return "_no model of ours has a row in the paper's tables_"
+    lines = ["| table | model (paper row) | domain | metric | ours | paper | ours − paper |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for r in comparison.iter_rows(named=True):
+        lines.append(f"| {r['table']} | {r['model']} ({r['paper_row']}) | "
+                     f"{domain_names[r['target_domain']]} | {label(r['metric'])} | "
+                     f"{r['ours']:.4f} ± {r['ours_std']:.4f} | {r['paper']:.4f} | "
+                     f"{r['diff']:+.4f} |")
+    return "\n".join(lines)
+
+
+def best_baseline(summary: pl.DataFrame, baselines: Sequence[str], metric: str = "ndcg@10",
+                  split: str = "test") -> str | None:
+    """Baseline with the highest mean ``metric`` over both target domains pooled."""
+    part = summary.filter((pl.col("split") == split) & (pl.col("target_domain") == "all")
+                          & pl.col("model").is_in(list(baselines)))
+    if part.is_empty():
+        return None
+    return part.sort([f"{metric}_mean", "model"], descending=[True, False])["model"][0]
+
+
+def paired_user_ndcg(ranks: pl.DataFrame, model_a: str, model_b: str, domain: str, k: int = 10,
+                     split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Per-user NDCG@k averaged over the seeds both models share, paired by user."""
+    part = ranks.filter(pl.col("split") == split)
+    if domain != "all":
+        part = part.filter(pl.col("target_domain") == domain)
+    seeds = set(part.filter(pl.col("model") == model_a)["seed"].to_list()) & set(
+        part.filter(pl.col("model") == model_b)["seed"].to_list())
+    part = part.filter(pl.col("seed").is_in(sorted(seeds)))
+    per_user = (part.with_columns(gain=pl.Series(ndcg_per_user(part["rank"].to_numpy(), k)))
+                .group_by("model", "user").agg(pl.col("gain").mean()))
+    a = per_user.filter(pl.col("model") == model_a).select("user", a="gain")
+    b = per_user.filter(pl.col("model") == model_b).select("user", b="gain")
+    paired = a.join(b, on="user", how="inner").sort("user")
+    return paired["a"].to_numpy(), paired["b"].to_numpy()
+
+
+def significance(ranks: pl.DataFrame, model: str, baseline: str, permutations: int,
+                 seed: int = 0) -> dict[str, PairedTest]:
+    """Paired permutation test of per-user NDCG@10 (test users), per target domain and pooled."""
+    out = {}
+    for domain in ("A", "B", "all"):
+        a, b = paired_user_ndcg(ranks, model, baseline, domain)
+        if a.size:
+            out[domain] = paired_permutation_test(a, b, permutations, seed)
+    return out
+
+
+def significance_markdown(tests: dict[str, PairedTest], model: str, baseline: str,
+                          domain_names: dict[str, str]) -> str:
+    names = {**domain_names, "all": "both"}
+    lines = [f"Paired sign-flip permutation test, per-user test NDCG@10 (mean over seeds), "
+             f"**{model}** vs the best baseline **{baseline}**:", "",
+             "| domain | users | NDCG@10 model | NDCG@10 baseline | difference | wins/losses | p |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for domain, t in tests.items():
+        lines.append(f"| {names[domain]} | {t.n} | {t.mean_a:.4f} | {t.mean_b:.4f} | "
+                     f"{t.diff:+.4f} | {t.wins}/{t.losses} | {t.p_value:.4g} |")
+    return "\n".join(lines)
+
+
+def sweep_metrics(ranks: pl.DataFrame, split: str = "test") -> pl.DataFrame:
+    """Figure 3 points: metrics per (param, value, target_domain) of the sweep's ranks."""
+    out = []
+    part = ranks.filter(pl.col("split") == split)
+    for (param, value), group in part.group_by(["param", "value"], maintain_order=True):
+        for domain in ("A", "B", "all"):
+            sub = group if domain == "all" else group.filter(pl.col("target_domain") == domain)
+            if sub.height:
+                out.append({"param": param, "value": float(value), "target_domain": domain,
+                            "users": sub.height, **ranking_metrics(sub["rank"].to_numpy())})
+    schema = {"param": pl.String, "value": pl.Float64, "target_domain": pl.String,
+              "users": pl.Int64, **{m: pl.Float64 for m in METRICS}}
+    return pl.DataFrame(out, schema=schema).sort("param", "value", "target_domain")
+
+
+def sweep_markdown(points: pl.DataFrame, domain_names: dict[str, str]) -> str:
+    """Figure 3 as a table: HR@5 and NDCG@5 per swept value and target domain."""
+    lines = ["| parameter | value | " + " | ".join(f"{domain_names[d]} {label(m)}" for d in ("A", "B")
+                                                 for m in TABLE3_METRICS) + " |",
+             "|---|---:|" + "---:|" * 4]
+    for (param, value), group in points.group_by(["param", "value"], maintain_order=True):
+        cells = []
+        for d in ("A", "B"):
+            row = group.filter(pl.col("target_domain") == d)
+            cells += [f"{row[m][0]:.4f}" if row.height else "–" for m in TABLE3_METRICS]
+        lines.append(f"| {param} | {value:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""The ``lgcd:`` section of a dataset YAML: defaults sized to the encoders, errors name the field."""
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, load_dataset_config
+from pipeline.settings import PROJECT_ROOT
+
+
+def _write(tmp_path, **over):
+    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    base.update(over)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def test_defaults_follow_the_encoders_grounding_and_seed(tmp_path):
+    path = _write(tmp_path, encoder={"d": 32, "n_heads": 2, "max_len": 20}, grounding={"n_k": 7},
+                  seed=4, lgcd={"variants": ["full", "wo_diffusion"]})
+    cfg = load_dataset_config(path)
+    model = cfg.lgcd.model
+    assert (model.d, model.max_len, model.n_k, model.seed) == (32, 20, 7, 4)
+    assert [v.name for v in cfg.lgcd.variants] == ["full", "wo_diffusion"]
+    assert cfg.lgcd.variant_config(cfg.lgcd.variants[1]).use_diffusion is False
+
+
+def test_every_paper_variant_parses_from_yaml(tmp_path):
+    from models.lgcd_config import VARIANTS
+
+    sweep = [{"name": "t_50", "T": 50}, {"name": "lam_07", "lam": {"A": 0.7, "B": 0.7}},
+             {"name": "experts_4", "n_experts": 4}, {"name": "nk_5", "n_k": 5},
+             {"name": "overlap_60", "overlap_ratio": 0.6}, {"name": "seed_1", "seed": 1}]
+    cfg = load_dataset_config(_write(tmp_path, lgcd={"variants": [*VARIANTS, *sweep]}))
+    assert len(cfg.lgcd.variants) == len(VARIANTS) + len(sweep)
+
+
+@pytest.mark.parametrize(("lgcd", "message"), [
+    ({"colour": "red"}, "lgcd: unknown fields ['colour']"),
+    ({"T": 0}, "lgcd: LGCDConfig: T=0"),
+    ({"variants": ["wo_magic"]}, "unknown preset 'wo_magic'"),
+    ({"variants": [{"name": "nk_20", "n_k": 20}]}, "variant 'nk_20' has n_k=20 but grounding.n_k=10"),
+    ({"device": ""}, "device=''"),
+    ({"lam": {"A": 0.5}}, "lam must map the target domains"),
+    ("fast", "lgcd must be a mapping"),
+])
+def test_bad_lgcd_sections_name_file_and_field(tmp_path, lgcd, message):
+    path = _write(tmp_path, lgcd=lgcd)
+    with pytest.raises(ConfigError) as err:
+        load_dataset_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
