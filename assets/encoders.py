@@ -73,7 +73,8 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
         with user_errors(TrainingDataError):
             histories = single_domain_sequences(sequences, domain)
             item_text = torch.from_numpy(embeddings.sort("index")["embedding"].to_numpy().copy())
-            result = train_domain_encoder(histories, item_text, cfg.encoder, domain, log_epoch)
+            result = train_domain_encoder(histories, item_text, cfg.encoder, domain, log_epoch,
+                                          on_progress=context.log.info)
         # seconds stay out of the checkpoint: its version must depend on the weights only
         history = [{k: v for k, v in dataclasses.asdict(e).items() if k != "seconds"}
                    for e in result.history]

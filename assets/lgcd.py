@@ -32,7 +32,7 @@ from models.sequence_encoder import DomainEncoder
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore
-from pipeline.storage import Checkpoint, checkpoint_hash
+from pipeline.storage import Checkpoint, checkpoint_hash, latest_version
 from pipeline.versioning import code_version, fingerprint
 
 CACHE_DIR = (".cache", "lgcd")
@@ -43,14 +43,15 @@ def asset_name(variant: str) -> str:
     return "lgcd_model" if variant == "full" else f"lgcd_model_{variant}"
 
 
-def _input_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
-    """Content versions of the inputs the IO manager loaded (their latest materializations)."""
+def _input_versions(context: dg.AssetExecutionContext, store: VersionStore) -> dict[str, str]:
+    """Content versions of the inputs, found as the IO manager finds them (record, else LATEST)."""
     out = {}
     for name in INPUTS:
         records = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(name)), limit=1).records
         meta = records[0].asset_materialization.metadata if records else {}
-        out[name] = str(meta["version"].value) if "version" in meta else "unknown"
+        out[name] = str(meta["version"].value) if "version" in meta else \
+            str(latest_version(store.path(), [name]))
     return out
 
 
@@ -85,7 +86,7 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
                                        spec.overlap_ratio, model_cfg.seed)
         valid, skipped_valid = validation_rows(sequences, stage.max_valid_users, model_cfg.seed)
         key = fingerprint(model_cfg, spec, stage.valid_negatives, stage.max_valid_users,
-                          _input_versions(context))
+                          _input_versions(context, store))
         ckpt_dir = store.path().joinpath(*CACHE_DIR, key)
 
         def log_epoch(h: dict) -> None:

@@ -44,11 +44,10 @@ def _user_rng(seed: int, split: str, user: str) -> np.random.Generator:
 
 
 def _negatives(rng: np.random.Generator, universe: int, truth: int, n: int) -> np.ndarray:
-    """n distinct ids from range(universe) without ``truth`` (all of them when fewer exist)."""
+    """Distinct ids of range(universe) without ``truth``: n of them, or all when fewer exist."""
     if universe - 1 <= n:
-        picked = np.arange(universe - 1)
-    else:
-        picked = np.sort(rng.choice(universe - 1, size=n, replace=False))
+        return np.delete(np.arange(universe), truth)
+    picked = np.sort(rng.choice(universe - 1, size=n, replace=False))
     return picked + (picked >= truth)  # skip the ground truth
 
 

@@ -201,10 +201,14 @@ def split_users(sequences: list[list[int]], cfg: EncoderTrainConfig,
 
 def train_domain_encoder(sequences: list[list[int]], item_text: torch.Tensor,
                          cfg: EncoderTrainConfig, domain: str,
-                         on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:
+                         on_epoch: Callable[[EpochStats], None] | None = None,
+                         on_progress: Callable[[str], None] | None = None,
+                         progress_every_s: float = 30.0) -> TrainResult:
     """Pre-train one domain's encoder on its single-domain histories; returns the best epoch.
 
     ``item_text`` is the domain's (N, E) item text embedding matrix, row = item index.
+    ``on_epoch`` gets every epoch's stats; ``on_progress`` gets a line at most every
+    ``progress_every_s`` seconds inside long epochs (steps/s and the epoch's ETA).
     """
     n_items = item_text.shape[0]
     too_big = [i for s in sequences for i in s if not 0 <= i < n_items]
@@ -226,8 +230,15 @@ def train_domain_encoder(sequences: list[list[int]], item_text: torch.Tensor,
         best, best_state, stale = -1.0, None, 0
         for epoch in range(1, cfg.epochs + 1):
             epoch_start, losses = time.perf_counter(), []
+            n_steps, last_report = -(-len(batches) // cfg.batch_size), time.perf_counter()
             for batch in batches.epoch(cfg.batch_size, generator, device):
                 losses.append(train_step(model, optimizer, batch))
+                now = time.perf_counter()
+                if on_progress is not None and now - last_report >= progress_every_s:
+                    last_report, rate = now, len(losses) / (now - epoch_start)
+                    on_progress(f"domain {domain} epoch {epoch}: step {len(losses)}/{n_steps}, "
+                                f"loss {losses[-1]:.4f}, {rate:.2f} steps/s, "
+                                f"epoch ETA {(n_steps - len(losses)) / rate:.0f} s")
             result.steps += len(losses)
             hr, nd = evaluate(model, valid_hist, valid_target)
             stats = EpochStats(epoch, sum(losses) / len(losses), hr, nd,

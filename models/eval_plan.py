@@ -58,14 +58,16 @@ def replicas(stage: LGCDStageConfig, seeds: tuple[int, ...]) -> list[Replica]:
 def extra_specs(stage: LGCDStageConfig, seeds: tuple[int, ...], sweep: SweepConfig | None
                 ) -> list[VariantSpec]:
     """Specs to train besides ``stage.variants``: seed replicas and sweep points, deduplicated."""
-    known = {s.name for s in stage.variants}
+    known = {s.name: s for s in stage.variants}
     out: dict[str, VariantSpec] = {}
-    for spec in [r.spec for r in replicas(stage, seeds)] + [p.spec for p in sweep_points(stage, sweep)]:
+    generated = [r.spec for r in replicas(stage, seeds)] + [p.spec for p in sweep_points(stage, sweep)]
+    clash = sorted({s.name for s in generated if s.name in known and s != known[s.name]})
+    if clash:
+        raise ValueError(f"lgcd variant names {clash} collide with generated seed replicas or "
+                         "sweep points; rename those variants")
+    for spec in generated:
         if spec.name not in known and spec.name not in out:
             out[spec.name] = spec
-    clash = known & {s.name for s in out.values()}
-    if clash:
-        raise ValueError(f"lgcd variant names {sorted(clash)} collide with generated replicas")
     return list(out.values())
 
 

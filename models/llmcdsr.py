@@ -20,7 +20,7 @@ import polars as pl
 
 from models import text
 from models.errors import UnusableDataError
-from models.readers import quarantine_rows
+from models.readers import RECORD_CAP, quarantine_rows
 from models.schema import INTERACTIONS, ITEMS, SEQUENCES
 from models.sources import SourceError
 from models.split import CATALOG_SCHEMA, SEQUENCE_SCHEMA, HistoryPolicy
@@ -112,32 +112,41 @@ def _catalog(release_dir: Path, domain: str, n_items: int) -> pl.DataFrame:
     return frame.with_columns(text=pl.col("title"))
 
 
-def _read_sequences(path: Path, n_a: int, total: int, expect: str):
-    """``(uid, [global item index])`` per valid line, plus quarantine tuples for bad ones.
+def _read_sequences(path: Path, n_a: int, total: int, expect: str
+                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One event per (user, position) of the valid lines, and the quarantine of the rest.
 
     ``expect`` is the domain set a line must cover: "A", "B" or "AB" (overlap files).
+    Parsed with polars, because the release has half a million item positions.
     """
-    good, bad = [], []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"release file {path} cannot be read ({exc})") from exc
-    for number, line in enumerate(lines, start=1):
-        uid, _, seq = line.partition("\t")
-        try:
-            items = [int(v) for v in seq.split(",")]
-        except ValueError:
-            bad.append((number, "invalid_line", line))
-            continue
-        if not uid or not all(0 <= v < total for v in items):
-            bad.append((number, "invalid_line", line))
-            continue
-        domains = "".join(sorted({"A" if v < n_a else "B" for v in items}))
-        if domains != expect or (expect == "AB" and len(items) < 2):
-            bad.append((number, "wrong_domain", line))
-            continue
-        good.append((uid, items))
-    return good, bad
+    parsed = pl.DataFrame({"raw": lines}, schema={"raw": pl.String}).with_row_index(
+        "line", offset=1).with_columns(
+        parts=pl.col("raw").str.split_exact("\t", 1)).with_columns(
+        uid=pl.col("parts").struct.field("field_0"),
+        global_=pl.col("parts").struct.field("field_1").str.split(",")
+        .list.eval(pl.element().str.strip_chars().cast(pl.Int64, strict=False)))
+    in_range = pl.element().is_not_null() & pl.element().is_between(0, total - 1)
+    valid = ((pl.col("uid").str.len_chars() > 0)
+             & pl.col("global_").list.eval(in_range).list.all().fill_null(False))
+    has_a = pl.col("global_").list.eval(pl.element() < n_a).list.any()
+    has_b = pl.col("global_").list.eval(pl.element() >= n_a).list.any()
+    covers = {"A": has_a & ~has_b, "B": has_b & ~has_a,
+              "AB": has_a & has_b & (pl.col("global_").list.len() >= 2)}[expect]
+    parsed = parsed.with_columns(
+        reason=pl.when(~valid).then(pl.lit("invalid_line"))
+        .when(~covers).then(pl.lit("wrong_domain")).otherwise(pl.lit(None, dtype=pl.String)))
+    bad = parsed.filter(pl.col("reason").is_not_null()).select(
+        source=pl.lit(str(path)), line=pl.col("line").cast(pl.Int64), reason="reason",
+        record=pl.col("raw").str.slice(0, RECORD_CAP))
+    events = (parsed.filter(pl.col("reason").is_null())
+              .select(user=pl.lit(f"{path.stem}:") + pl.col("uid"), global_="global_")
+              .with_columns(timestamp=pl.int_ranges(pl.col("global_").list.len()))
+              .explode("global_", "timestamp"))
+    return events, bad
 
 
 def import_release(release_dir: Path, history_policy: HistoryPolicy = "strict") -> Release:
@@ -153,22 +162,19 @@ def import_release(release_dir: Path, history_policy: HistoryPolicy = "strict") 
     bad = quarantine_rows(str(release_dir / "text_A.pkl"), [
         (0, "missing_field", f"{d}:{a} has no title")
         for d, a in untitled.select("domain", "item").rows()])
-    rows = []
+    parts = []
     for stem, (split, kind) in SEQUENCE_FILES.items():
         path = release_dir / f"{stem}.txt"
         expect = "AB" if kind == "overlap" else stem[-1]
-        good, wrong = _read_sequences(path, n_a, n_a + n_b, expect)
-        bad = pl.concat([bad, quarantine_rows(str(path), wrong)])
-        for uid, items in good:
-            rows.append((f"{stem}:{uid}", split, kind, items))
-    events = pl.DataFrame(rows, schema={"user": pl.String, "split": pl.String, "kind": pl.String,
-                                        "global": pl.List(pl.Int64)}, orient="row")
-    events = (events.with_columns(timestamp=pl.int_ranges(pl.col("global").list.len()))
-              .explode("global", "timestamp")
-              .with_columns(domain=pl.when(pl.col("global") < n_a).then(pl.lit("A"))
-                            .otherwise(pl.lit("B")),
-                            index=pl.when(pl.col("global") < n_a).then(pl.col("global"))
-                            .otherwise(pl.col("global") - n_a).cast(pl.Int32)))
+        events, wrong = _read_sequences(path, n_a, n_a + n_b, expect)
+        bad = pl.concat([bad, wrong])
+        parts.append(events.with_columns(split=pl.lit(split), kind=pl.lit(kind)))
+    is_a = pl.col("global_") < n_a
+    events = pl.concat(parts).with_columns(
+        domain=pl.when(is_a).then(pl.lit("A")).otherwise(pl.lit("B")),
+        index=pl.when(is_a).then(pl.col("global_")).otherwise(pl.col("global_") - n_a)
+        .cast(pl.Int32),
+        timestamp=pl.col("timestamp").cast(pl.Int64))
     events = events.join(names, on=["domain", "index"], how="left", maintain_order="left")
     interactions = events.with_columns(rating=pl.lit(None, dtype=pl.Float64)).select(INTERACTIONS)
     items = catalogs.with_columns(category=pl.lit(""), brand=pl.lit(""),

@@ -81,6 +81,8 @@ class Chunk:
 
 @dataclass
 class ReadResult:
+    """A whole file: typed rows, quarantine, and how many lines and blocks were read."""
+
     frame: pl.DataFrame
     quarantine: pl.DataFrame
     lines: int = 0

@@ -28,7 +28,8 @@ from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 from pipeline.executors import build_executor
 from pipeline.io_managers import VersionedIOManager, VersionStore
-from pipeline.jobs import evaluate, full_rebuild, pseudo_refresh, sweep as sweep_job
+from pipeline.jobs import evaluate, full_rebuild, pseudo_refresh
+from pipeline.jobs import sweep as sweep_job
 from pipeline.schedules import weekly_full_rebuild
 
 

@@ -56,8 +56,10 @@ class FitResult:
 
 def fit_early_stopping(model: nn.Module, run_epoch: Callable[[int], float],
                        validate: Callable[[], float], epochs: int, patience: int) -> FitResult:
-    """Train epoch by epoch, keep the weights of the best validation NDCG@10, stop after
-    ``patience`` epochs without improvement; the model ends holding the best weights."""
+    """Train epoch by epoch, keeping the weights of the best validation NDCG@10.
+
+    Stops after ``patience`` epochs without improvement; the model ends holding the best weights.
+    """
     result = FitResult()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     stale = 0

@@ -78,9 +78,11 @@ def test_tiny_batch_is_overfit():
 def test_training_learns_and_early_stops_on_validation():
     seqs = walk_sequences(300, 40)
     cfg = EncoderTrainConfig(**TINY, epochs=12, patience=2, lr=5e-3)
-    seen = []
-    result = train_domain_encoder(seqs, torch.randn(40, 8), cfg, "A", on_epoch=seen.append)
+    seen, lines = [], []
+    result = train_domain_encoder(seqs, torch.randn(40, 8), cfg, "A", on_epoch=seen.append,
+                                  on_progress=lines.append, progress_every_s=0.0)
     assert seen == result.history and 1 <= len(result.history) <= 12
+    assert lines[0].startswith("domain A epoch 1: step 1/9,") and "steps/s" in lines[0]
     hist = result.history
     assert hist[-1].loss < hist[0].loss
     best = max(hist, key=lambda e: e.ndcg10)

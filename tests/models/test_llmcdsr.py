@@ -43,7 +43,7 @@ def test_truncated_pickle_is_a_source_error(tmp_path):
 
 
 def tiny_release(folder: Path) -> Path:
-    """Two A items, three B items (B written as index + 2), one bad line in train_B."""
+    """Two A items, three B items (B written as index + 2), three bad lines."""
     folder.mkdir()
     (folder / "num.txt").write_text("2\n3\n")
     (folder / "instance_num.txt").write_text("1\n2\n1\n")
@@ -51,7 +51,7 @@ def tiny_release(folder: Path) -> Path:
     (folder / "item_set_B.pkl").write_bytes(pickle.dumps({"b0": 0, "b1": 1, "b2": 2}))
     (folder / "text_A.pkl").write_bytes(pickle.dumps({"a0": "Tea <b>Green</b>", "a1": "Coffee"}))
     (folder / "text_B.pkl").write_bytes(pickle.dumps({"b0": "Pot", "b1": "Cup", "b2": "Kettle"}))
-    (folder / "train_A.txt").write_text("1\t0,1\n")
+    (folder / "train_A.txt").write_text("1\t0,1\n2\t0,zz\n3\t0,99\n")  # 2, 3: invalid
     (folder / "train_B.txt").write_text("1\t2,3,4\n2\t0,3\n")  # line 2 holds an A item
     (folder / "train_overlap.txt").write_text("1\t0,2,1,3\n")
     (folder / "valid.txt").write_text("1\t1,2,0,4\n")  # target B2: strict history = [A1, A0]
@@ -67,7 +67,9 @@ def test_tiny_release_tables_and_policies(tmp_path):
     assert release.item_catalog.select("item", "domain", "index", "title").rows() == [
         ("a0", "A", 0, "Tea Green"), ("a1", "A", 1, "Coffee"), ("b0", "B", 0, "Pot"),
         ("b1", "B", 1, "Cup"), ("b2", "B", 2, "Kettle")]
-    assert release.quarantine.select("line", "reason").rows() == [(2, "wrong_domain")]
+    assert [(Path(s).name, n, r) for s, n, r, _ in release.quarantine.rows()] == [
+        ("train_A.txt", 2, "invalid_line"), ("train_A.txt", 3, "invalid_line"),
+        ("train_B.txt", 2, "wrong_domain")]
     seqs = {r["user"]: r for r in release.sequences.iter_rows(named=True)}
     assert set(seqs) == {"train_A:1", "train_B:1", "train_overlap:1", "valid:1", "test:1"}
     assert seqs["train_B:1"]["items"] == [0, 1, 2] and seqs["train_B:1"]["source_domain"] == "B"

@@ -1,5 +1,11 @@
-"""The README's first command end to end (in-process), plus `where` and `gc`."""
+"""The README's first command end to end (in-process), plus `where` and `gc`.
 
+The full demo runs inside a fresh network namespace (``unshare -rn``) with only
+loopback up: every model comes from local packages, and nothing at run time may
+open a network connection.
+"""
+
+import shutil
 import subprocess
 import sys
 
@@ -9,9 +15,19 @@ from pipeline import storage
 from pipeline.settings import PROJECT_ROOT
 
 
-def _run(args, env, **kw):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, **kw)
+def _run(args, env, offline=False, **kw):
+    command = [sys.executable, "-m", "pipeline.cli", *args]
+    if offline:
+        inner = " ".join(command)
+        command = ["unshare", "-rn", "sh", "-c", f"ip link set lo up && exec {inner}"]
+    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, **kw)
+
+
+def _can_isolate_network() -> bool:
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+    return probe.returncode == 0
 
 
 @pytest.fixture
@@ -24,8 +40,9 @@ def env(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_demo_materializes_everything_then_gc_keeps_only_latest(env, tmp_path):
-    out = _run(["demo"], env)
+@pytest.mark.skipif(not _can_isolate_network(), reason="needs `unshare -rn` (util-linux) to block the network")
+def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp_path):
+    out = _run(["demo"], env, offline=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout
     assert "http://127.0.0.1:3000" in out.stdout

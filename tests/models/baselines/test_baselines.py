@@ -1,0 +1,145 @@
+"""Baselines on a planted problem: A item k goes with B item k (co-purchase across domains)."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from models.baselines.common import Interactions, JointVocab
+from models.baselines.emcdr import mapping_pairs, train_emcdr
+from models.baselines.fit import fit_baseline
+from models.baselines.item_knn import CrossDomainItemKNN
+from models.baselines.popularity import Popularity
+from models.baselines.sequential import train_sequential
+from models.candidates import sample_all_seeds
+from models.eval_config import EMCDRConfig, EvaluationConfig, SequentialConfig
+from models.evaluation import eval_users, rank_users, validation_ndcg
+from models.metrics import ranking_metrics
+from models.sequence_encoder import DomainEncoder, EncoderConfig
+
+N = 20
+N_ITEMS = {"A": N, "B": N}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def planted(n_overlap: int = 200, n_eval: int = 40, seed: int = 0) -> pl.DataFrame:
+    """Overlap users buy A item k then B item k; single users repeat one domain's item."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_overlap):
+        k = int(rng.integers(N))
+        src, tgt = ("A", "B") if u % 2 else ("B", "A")
+        rows.append({"user": f"o{u:03d}", "split": "train", "kind": "overlap", "items": [k],
+                     "domains": [src], "target_item": k, "target_domain": tgt,
+                     "source_domain": src})
+    for u in range(60):  # popularity: item 0 of each domain is the most bought
+        dom = "A" if u % 2 else "B"
+        rows.append({"user": f"s{u:03d}", "split": "train", "kind": "single", "items": [0, 0],
+                     "domains": [dom, dom], "target_item": None, "target_domain": None,
+                     "source_domain": dom})
+    for u in range(n_eval):
+        k = int(rng.integers(1, N))
+        src, tgt = ("A", "B") if u % 2 else ("B", "A")
+        rows.append({"user": f"e{u:03d}", "split": "test" if u % 4 < 2 else "valid",
+                     "kind": "overlap", "items": [k], "domains": [src], "target_item": k,
+                     "target_domain": tgt, "source_domain": src})
+    return pl.DataFrame(rows, schema_overrides={"target_item": pl.Int32, "items": pl.List(pl.Int32)})
+
+
+@pytest.fixture(scope="module")
+def data():
+    seqs = planted()
+    cands = sample_all_seeds(seqs.filter(pl.col("split") != "train"), N_ITEMS, 15, "target", (0,))
+    return Interactions.from_sequences(seqs), eval_users(seqs), cands
+
+
+def hr10(scorer, users, cands) -> float:
+    ranks = rank_users(scorer, [u for u in users if u.split == "test"], cands, 0, "m")
+    return ranking_metrics(ranks["rank"].to_numpy(), (10,))["hr@10"]
+
+
+def test_interactions_put_overlap_targets_back(data):
+    train, _, _ = data
+    assert len(train.items) == 260
+    assert train.items[0] == [train.items[0][0]] * 2 and train.overlap[0]
+    assert train.domains[0] in (["A", "B"], ["B", "A"])
+
+
+def test_popularity_ranks_the_most_bought_item_first(data):
+    train, users, _ = data
+    pop = Popularity.fit(train, N_ITEMS)
+    scores = pop.score(users[:3], "A", None)  # (3, N)
+    assert scores.shape == (3, N) and int(scores[0].argmax()) == 0
+    assert torch.equal(scores[0], scores[1])  # the same ranking for every user
+
+
+def test_item_knn_finds_the_co_purchased_item(data):
+    train, users, cands = data
+    knn = CrossDomainItemKNN.fit(train, N_ITEMS)
+    assert hr10(knn, users, cands) == 1.0
+    ranks = rank_users(knn, [u for u in users if u.split == "test"], cands, 0, "knn")
+    assert (ranks["rank"] == 0).mean() > 0.9
+
+
+def test_item_knn_falls_back_to_popularity_for_unseen_items(data):
+    train, users, _ = data
+    empty = Interactions([[1]], [["A"]], [False])
+    knn = CrossDomainItemKNN.fit(empty, N_ITEMS)
+    scores = knn.score(users[:2], "B", None)
+    assert int(scores[0].argmax()) == 0 or float(scores.max()) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
+def test_sequential_baselines_learn_the_planted_map(data, kind):
+    train, users, cands = data
+    cfg = SequentialConfig(d=16, n_layers=1, n_heads=2, max_len=8, dropout=0.0, lr=1e-2,
+                           batch_size=32, epochs=15, patience=15)
+    scorer, res = train_sequential(kind, train, JointVocab(N_ITEMS), cfg, seed=0,
+                                   validate=lambda s: validation_ndcg(s, users, cands, 0))
+    assert len(res.history) == 15 and res.best_metric == max(h["val_ndcg@10"] for h in res.history)
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    assert hr10(scorer, users, cands) >= 0.9  # random would be 10/16
+
+
+def test_sequential_sampled_softmax_path_runs(data):
+    train, users, cands = data
+    cfg = SequentialConfig(d=8, n_layers=1, n_heads=2, max_len=4, epochs=1, sampled_negatives=5)
+    scorer, res = train_sequential("sasrec", train, JointVocab(N_ITEMS), cfg, seed=1,
+                                   validate=lambda s: validation_ndcg(s, users, cands, 0))
+    assert np.isfinite(res.history[0]["loss"])
+
+
+def encoders(seed: int = 0) -> dict[str, DomainEncoder]:
+    torch.manual_seed(seed)
+    return {d: DomainEncoder(EncoderConfig(n_items=N, text_dim=4, d=8, n_heads=2, n_layers=1,
+                                           max_len=8), torch.randn(N, 4)).eval()
+            for d in ("A", "B")}
+
+
+def test_emcdr_pairs_and_training(data):
+    train, users, cands = data
+    encs = encoders()
+    pairs = mapping_pairs(train, encs)
+    # every overlapping user has items in both domains, so it trains both directions
+    assert {k: tuple(v[0].shape) for k, v in pairs.items()} == {"AB": (200, 8), "BA": (200, 8)}
+    scorer, res = train_emcdr(train, encs, EMCDRConfig(hidden=16, epochs=5, patience=5), seed=0,
+                              validate=lambda s: validation_ndcg(s, users, cands, 0))
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    assert scorer.score(users[:4], "B", None).shape == (4, N)
+
+
+def test_fit_baseline_dispatch(data):
+    train, users, cands = data
+    cfg = EvaluationConfig(seeds=(0,), sequential=SequentialConfig(d=8, epochs=1, n_heads=2))
+    assert fit_baseline("popularity", train, N_ITEMS, cfg, 0, users, cands).best_epoch == 0
+    with pytest.raises(ValueError, match="needs the pre-trained"):
+        fit_baseline("emcdr", train, N_ITEMS, cfg, 0, users, cands)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        fit_baseline("bpr", train, N_ITEMS, cfg, 0, users, cands)

@@ -1,0 +1,69 @@
+"""Evaluation config parsing and the plan of extra LGCD trainings (seed replicas, sweep points)."""
+
+import pytest
+
+from models.eval_config import EvaluationConfig, SweepConfig
+from models.eval_plan import check_sweep, extra_specs, model_name, replicas, sweep_points
+from models.lgcd_config import LGCDConfig
+from models.lgcd_pipeline import LGCDStageConfig, VariantSpec
+
+STAGE = LGCDStageConfig(model=LGCDConfig(seed=0, n_k=10),
+                        variants=(VariantSpec("full"), VariantSpec("wo_diffusion", "wo_diffusion")))
+
+
+def test_defaults_follow_the_paper_protocol():
+    cfg = EvaluationConfig.from_dict(None)
+    assert (cfg.seeds, cfg.n_negatives, cfg.negatives, cfg.sweep) == ((0, 1, 2), 999, "all", None)
+    assert EvaluationConfig.from_dict({"sweep": {}}).sweep == SweepConfig()
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"colour": 1}, "evaluation: unknown fields ['colour']"),
+    ({"sequential": {"depth": 2}}, "evaluation.sequential: unknown fields ['depth']"),
+    ({"negatives": "some"}, "evaluation.negatives='some'"),
+    ({"seeds": [1, 1]}, "need distinct seeds"),
+    ({"seeds": []}, "need distinct seeds"),
+    ({"baselines": ["bpr"]}, "unknown ['bpr']"),
+    ({"sweep": {"lam": [0.0]}}, "evaluation.sweep.lam"),
+    ({"sequential": {"d": 10, "n_heads": 4}}, "not divisible"),
+])
+def test_bad_sections_name_the_field(raw, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        EvaluationConfig.from_dict(raw)
+
+
+def test_replicas_reuse_the_variants_own_seed():
+    reps = replicas(STAGE, (0, 1, 2))
+    assert [(r.model, r.seed, r.spec.name) for r in reps] == [
+        ("lgcd", 0, "full"), ("lgcd", 1, "full_seed1"), ("lgcd", 2, "full_seed2"),
+        ("lgcd_wo_diffusion", 0, "wo_diffusion"), ("lgcd_wo_diffusion", 1, "wo_diffusion_seed1"),
+        ("lgcd_wo_diffusion", 2, "wo_diffusion_seed2")]
+    twin = reps[4].spec
+    assert twin.preset == "wo_diffusion" and twin.overrides == {"seed": 1}
+    assert STAGE.variant_config(twin).use_diffusion is False
+    assert model_name("full") == "lgcd" and model_name("wo_moe") == "lgcd_wo_moe"
+
+
+def test_sweep_points_reuse_the_full_model_where_equal():
+    points = sweep_points(STAGE, SweepConfig(n_k=(5, 10), T=(50, 100), lam=(0.5,)))
+    names = [(p.param, p.value, p.spec.name) for p in points]
+    assert names == [("n_k", 5, "sweep_n_k_5"), ("n_k", 10, "full"), ("T", 50, "sweep_t_50"),
+                     ("T", 100, "full"), ("lam", 0.5, "sweep_lam_0p5")]
+    assert points[-1].spec.overrides == {"lam": {"A": 0.5, "B": 0.5}}
+    with_epochs = sweep_points(STAGE, SweepConfig(n_k=(10,), T=(), lam=(), epochs=2))
+    assert with_epochs[0].spec.name == "sweep_n_k_10"  # other epochs: not the full model
+    assert sweep_points(STAGE, None) == []
+
+
+def test_extra_specs_deduplicate_and_check_sweep():
+    extra = extra_specs(STAGE, (0, 1), SweepConfig(n_k=(5, 10), T=(), lam=()))
+    assert [s.name for s in extra] == ["full_seed1", "wo_diffusion_seed1", "sweep_n_k_5"]
+    check_sweep(SweepConfig(n_k=(5, 10)), 10)
+    with pytest.raises(ValueError, match="raise grounding.n_k"):
+        check_sweep(SweepConfig(n_k=(5, 20)), 10)
+
+
+def test_generated_names_must_not_clash_with_configured_ones():
+    stage = LGCDStageConfig(variants=(VariantSpec("full"), VariantSpec("full_seed1", "full")))
+    with pytest.raises(ValueError, match="collide"):
+        extra_specs(stage, (0, 1), None)
