@@ -124,8 +124,8 @@ def _check_file(path: Path) -> None:
         raise SourceError(f"raw file {path} is empty")
 
 
-def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(first line number, block of whole lines)``; decompresses in a thread.
+def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Yield blocks of whole lines (each ends with a newline); decompresses in a thread.
 
     A truncated or corrupt gzip stream raises :class:`SourceError` naming the file
     (only when it is reached, so callers must not publish anything before the
@@ -147,25 +147,19 @@ def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[in
     def produce() -> None:
         try:
             with _open(path) as fh:
-                carry = b""
                 while not stop.is_set():
                     data = fh.read(block_bytes)
                     if not data:
                         break
-                    data = carry + data
-                    cut = data.rfind(b"\n") + 1
-                    if cut:
-                        put(data[:cut])
-                    carry = data[cut:]
-                if carry and not stop.is_set():
-                    put(carry + b"\n")
+                    if not data.endswith(b"\n"):  # complete the last line (one copy)
+                        data += fh.readline()
+                    put(data if data.endswith(b"\n") else data + b"\n")
             put(_END)
         except BaseException as exc:  # handed to the consumer, which names the file
             put(exc)
 
     thread = threading.Thread(target=produce, name=f"decompress:{path.name}", daemon=True)
     thread.start()
-    line = 1
     try:
         while True:
             item = blocks.get()
@@ -173,8 +167,7 @@ def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[in
                 return
             if isinstance(item, BaseException):
                 raise _decompress_error(path, item) from item
-            yield line, item
-            line += item.count(b"\n")
+            yield item
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -262,7 +255,10 @@ def _literal(text: str) -> Any:
         return None
 
 
-_NOT_AN_ID = r"^[\[{]|^(true|false)$"  # how polars writes an object, array or boolean
+def _not_an_id(key: str) -> pl.Expr:
+    """Text polars writes for an object, array or boolean read into a string column."""
+    col = pl.col(key)
+    return col.str.starts_with("{") | col.str.starts_with("[") | col.is_in(["true", "false"])
 
 
 def _fast(block: bytes, n_lines: int, spec: RecordSpec) -> pl.DataFrame | None:
@@ -274,7 +270,7 @@ def _fast(block: bytes, n_lines: int, spec: RecordSpec) -> pl.DataFrame | None:
     if frame.height != n_lines:  # blank lines: line numbers would shift
         return None
     suspicious = frame.select(pl.any_horizontal(
-        pl.col(key).str.contains(_NOT_AN_ID).fill_null(False).any() for key in spec.ids)).item()
+        _not_an_id(key).fill_null(False).any() for key in spec.ids)).item()
     return None if suspicious else frame
 
 
@@ -335,8 +331,8 @@ def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
     source = str(path)
     frames, bad = [], []
     lines = blocks = fallback = 0
-    for first, block in iter_blocks(Path(path), block_bytes):
-        chunk = parse_block(block, first, spec, source)
+    for block in iter_blocks(Path(path), block_bytes):
+        chunk = parse_block(block, lines + 1, spec, source)
         frames.append(chunk.frame if keep is None else chunk.frame.filter(keep))
         if chunk.quarantine.height:
             bad.append(chunk.quarantine)

@@ -235,3 +235,17 @@ def sweep_markdown(points: pl.DataFrame, domain_names: dict[str, str]) -> str:
             cells += [f"{row[m][0]:.4f}" if row.height else "–" for m in TABLE3_METRICS]
         lines.append(f"| {param} | {value:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def paper_tables_markdown(domain_names: dict[str, str]) -> str:
+    """The paper's published Food-Kitchen Tables 1 and 3, verbatim, for reference."""
+    parts = []
+    for title, published, columns in (("Table 1", TABLE1_FOOD_KITCHEN, TABLE1_COLUMNS),
+                                      ("Table 3", TABLE3_FOOD_KITCHEN, TABLE3_COLUMNS)):
+        head = " | ".join(f"{domain_names[d]} {label(m)}" for d, m in columns)
+        lines = [f"**{title}** (LGCD paper, Food-Kitchen)", "", f"| method | {head} |",
+                 "|---|" + "---:|" * len(columns)]
+        lines += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |"
+                  for name, values in published.items()]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)

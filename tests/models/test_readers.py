@@ -54,7 +54,7 @@ def test_blocks_keep_line_numbers_and_last_line_without_newline(tmp_path):
     lines = [review(f"U{i}", f"I{i}", 1_500_000_000 + i) for i in range(50)]
     path = write(tmp_path / "r.json.gz", lines, newline_at_end=False)
     blocks = list(iter_blocks(path, block_bytes=300))
-    assert len(blocks) > 5 and all(b.endswith(b"\n") for _, b in blocks)
+    assert len(blocks) > 5 and all(b.endswith(b"\n") for b in blocks)
     result = read_records(path, SPEC18, block_bytes=300)
     assert result.frame["line"].to_list() == list(range(1, 51))
     assert result.frame["user"].to_list() == [f"U{i}" for i in range(50)]
