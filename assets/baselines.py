@@ -49,7 +49,7 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
 
     @dg.asset(name=f"ranks_{name}", group_name=groups.BASELINES, ins=ins,
               kinds={"pytorch", "parquet"} if settings else {"polars", "parquet"},
-              code_version=code_version("base1", name, settings, ev.seeds, ev.negatives == "full"),
+              code_version=code_version("base2", name, settings, ev.seeds, ev.negatives == "full"),
               description=DESCRIPTIONS[name])
     def baseline(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
                  item_catalog: pl.DataFrame, eval_candidates: pl.DataFrame,

@@ -6,7 +6,8 @@ asset factory (assets/lgcd.py) trains them:
 * seed replicas: every configured variant once more for each evaluation seed other
   than its own (``<variant>_seed<s>``), so tables report mean ± std over seeds;
 * sweep points (Figure 3): the ``full`` variant with one of nK, T or lambda changed
-  (``sweep_<param>_<value>``); a point equal to the full variant reuses its model.
+  (``sweep_<param>_<value>``); the default value of a parameter is the full variant itself,
+  or ``sweep_base`` (one model for all such points) when the sweep sets its own epochs.
 
 Model names in result tables: variant ``full`` is ``lgcd``, any other ``lgcd_<name>``.
 """
@@ -88,15 +89,16 @@ def sweep_points(stage: LGCDStageConfig, sweep: SweepConfig | None) -> list[Swee
         return []
     full = next((s for s in stage.variants if s.name == "full"), VariantSpec("full"))
     base = stage.variant_config(full)
+    epochs = {} if sweep.epochs is None or sweep.epochs == base.epochs else {"epochs": sweep.epochs}
     out = []
     for param, value in sweep.points():
-        override = {"lam": {"A": value, "B": value}} if param == "lam" else {param: value}
-        if sweep.epochs is not None:
-            override["epochs"] = sweep.epochs
-        same = all(getattr(base, k) == v for k, v in override.items())
-        spec = full if same else VariantSpec(f"sweep_{param.lower()}_{_value_name(value)}",
-                                             full.preset, {**full.overrides, **override},
-                                             full.overlap_ratio)
+        change = {"lam": {"A": value, "B": value}} if param == "lam" else {param: value}
+        if all(getattr(base, k) == v for k, v in change.items()):  # the base point itself
+            name, change = "sweep_base", {}
+        else:
+            name = f"sweep_{param.lower()}_{_value_name(value)}"
+        spec = full if not (change or epochs) else VariantSpec(
+            name, full.preset, {**full.overrides, **change, **epochs}, full.overlap_ratio)
         out.append(SweepPoint(param, value, spec))
     return out
 

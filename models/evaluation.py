@@ -69,25 +69,35 @@ def eval_users(sequences: pl.DataFrame, splits: tuple[str, ...] = ("valid", "tes
     return out
 
 
-def _batches(users: Sequence[EvalUser], cands: dict, batch_size: int
-             ) -> Iterator[tuple[str, list[EvalUser], list]]:
-    """(target domain, users, candidate records) in batches of one target domain each."""
+def _target_candidates(candidates: pl.DataFrame, seed: int) -> dict[tuple[str, str], np.ndarray]:
+    """(split, user) -> the seed's target-domain candidates, ground truth first (one pass)."""
+    part = candidates.filter(pl.col("seed") == seed).select(
+        "split", "user", "target_domain", "cand_items", "cand_domains")
+    if part.is_empty():
+        return {}
+    kept = (part.explode("cand_items", "cand_domains")
+            .filter(pl.col("cand_domains") == pl.col("target_domain")))
+    counts = kept.group_by("split", "user", maintain_order=True).len()
+    arrays = np.split(kept["cand_items"].to_numpy().astype(np.int64),
+                      np.cumsum(counts["len"].to_numpy())[:-1])
+    return dict(zip(zip(counts["split"], counts["user"], strict=True), arrays, strict=True))
+
+
+def _batches(users: Sequence[EvalUser], batch_size: int
+             ) -> Iterator[tuple[str, list[EvalUser]]]:
+    """(target domain, users) in batches of one target domain each."""
     for tgt in ("A", "B"):
         group = [u for u in users if u.target_domain == tgt]
         for start in range(0, len(group), batch_size):
-            chunk = group[start:start + batch_size]
-            yield tgt, chunk, [cands[(u.split, u.user)] for u in chunk]
+            yield tgt, group[start:start + batch_size]
 
 
-def _candidate_tensor(records: list, tgt: str) -> tuple[Tensor, Tensor]:
-    """Target-domain candidates of each record, ground truth first, right-padded: (B, C) x2."""
-    kept = [[i for i, d in zip(r["cand_items"], r["cand_domains"], strict=True) if d == tgt]
-            for r in records]
-    width = max(len(k) for k in kept)
-    items = np.zeros((len(kept), width), dtype=np.int64)
-    valid = np.zeros((len(kept), width), dtype=bool)
-    for row, k in enumerate(kept):
-        items[row, :] = k[0]  # padding repeats the ground truth; it is masked out below
+def _candidate_tensor(lists: list[np.ndarray]) -> tuple[Tensor, Tensor]:
+    """Candidates right-padded with the ground truth, and the real-entry mask: (B, C) x2."""
+    width = max(len(k) for k in lists)
+    items = np.repeat(np.array([k[0] for k in lists], dtype=np.int64)[:, None], width, axis=1)
+    valid = np.zeros((len(lists), width), dtype=bool)
+    for row, k in enumerate(lists):
         items[row, :len(k)] = k
         valid[row, :len(k)] = True
     return torch.from_numpy(items), torch.from_numpy(valid)
@@ -101,24 +111,24 @@ def rank_users(scorer: Scorer, users: Sequence[EvalUser], candidates: pl.DataFra
     ``full`` ranks against every target-domain item instead (candidates then only name the
     users). Users without a candidate row are an error: the lists must cover the split.
     """
-    cand = {(r["split"], r["user"]): r
-            for r in candidates.filter(pl.col("seed") == seed).iter_rows(named=True)}
+    cand = _target_candidates(candidates, seed)
     missing = [u.user for u in users if (u.split, u.user) not in cand]
     if missing:
         raise ValueError(f"no stored candidates for seed {seed} and users {missing[:5]} "
                          f"({len(missing)} in all); re-materialize eval_candidates")
     rows = []
-    for tgt, chunk, records in _batches(users, cand, batch_size):
+    for tgt, chunk in _batches(users, batch_size):
         if full:
             scores = scorer.score(chunk, tgt, None).float()  # (B, N)
             truth = torch.tensor([u.target_item for u in chunk], dtype=torch.long)
             ranks = target_ranks(scores, truth)
             sizes = [scores.shape[1]] * len(chunk)
         else:
-            items, valid = _candidate_tensor(records, tgt)  # (B, C), (B, C)
-            if any(int(r["target_item"]) != u.target_item for r, u in zip(records, chunk, strict=True)):
+            lists = [cand[(u.split, u.user)] for u in chunk]
+            if any(int(k[0]) != u.target_item for k, u in zip(lists, chunk, strict=True)):
                 raise ValueError("stored candidates do not match the users' ground truth; "
                                  "re-materialize eval_candidates")
+            items, valid = _candidate_tensor(lists)  # (B, C), (B, C)
             scores = scorer.score(chunk, tgt, items).float()  # (B, C)
             if scores.shape != items.shape:
                 raise ValueError(f"{model}: scores of shape {tuple(scores.shape)} for candidates "

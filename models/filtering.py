@@ -2,19 +2,20 @@
 
 Why k-core this way: the k-core of a bipartite graph is unique, so removing every
 user and item below ``k`` at once, repeatedly, reaches the same fixed point as any
-other removal order. Keys are encoded once to dense integers (polars, by sorted
-hashes: see :func:`dense_ids`), and each round is two ``bincount`` passes over
-shrinking integer arrays (numpy) instead of a string group-by per round. An
-item's key is (item, domain); a user's degree counts both domains.
+other removal order. Keys are encoded once to dense integers (see
+:func:`dense_ids`), and each round is two ``bincount`` passes over shrinking
+integer arrays (numpy) instead of a string group-by per round. An item's key is
+(item, domain); a user's degree counts both domains.
 """
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from models.errors import UnusableDataError
 
 DAY_S = 86_400
-_HASH_SEED = 0x1CD5EED
 
 
 def apply_window(interactions: pl.DataFrame, window_days: int | None) -> pl.DataFrame:
@@ -25,41 +26,25 @@ def apply_window(interactions: pl.DataFrame, window_days: int | None) -> pl.Data
     return interactions.filter(pl.col("timestamp") > newest - window_days * DAY_S)
 
 
-def dense_ids(frame: pl.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
-    """Exact dense ids (0..distinct-1) of string columns, without a hash table of strings.
+def dense_ids(keys: pl.Series) -> np.ndarray:
+    """Exact dense ids (0..distinct-1) of a string column.
 
-    Building a string hash table (a categorical, a group-by) is the costly part of
-    a k-core on tens of millions of rows. Instead the 64-bit hashes are sorted and
-    their runs numbered; neighbouring strings inside a run are compared, so a hash
-    collision can never merge two keys (the exact categorical path takes over).
-    All columns are processed in one polars query, in parallel.
+    Arrow's dictionary encoding is the cheapest exact string hash table measured
+    here (about half the CPU of a polars categorical cast on 10M keys); it runs
+    once per column, after which every round works on integers.
     """
-    hashed = frame.select(pl.col(c).hash(_HASH_SEED).alias(f"h{j}") for j, c in enumerate(columns))
-    orders = hashed.select(pl.all().arg_sort())
-    runs = pl.DataFrame({
-        **{f"h{j}": hashed[f"h{j}"].gather(orders[f"h{j}"]) for j in range(len(columns))},
-        **{f"k{j}": frame[c].gather(orders[f"h{j}"]) for j, c in enumerate(columns)},
-    }).select(
-        *[(pl.col(f"h{j}") != pl.col(f"h{j}").shift(1)).fill_null(True).alias(f"new{j}")
-          for j in range(len(columns))],
-        *[(pl.col(f"k{j}") != pl.col(f"k{j}").shift(1)).fill_null(False).alias(f"diff{j}")
-          for j in range(len(columns))],
-    )
-    ids = {}
-    for j, column in enumerate(columns):
-        if (~runs[f"new{j}"] & runs[f"diff{j}"]).any():  # two strings share a hash
-            ids[column] = frame[column].cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
-            continue
-        dense = np.empty(frame.height, dtype=np.int64)
-        dense[orders[f"h{j}"].to_numpy()] = runs[f"new{j}"].cum_sum().to_numpy() - 1
-        ids[column] = dense
-    return ids
+    strings = keys.rechunk().to_arrow()
+    if isinstance(strings, pa.ChunkedArray):  # one array, so one dictionary
+        strings = strings.combine_chunks()
+    indices = pc.dictionary_encode(strings).indices
+    return indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _codes(interactions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Integer keys: user, and (item, domain) as item id * 2 + domain bit."""
-    ids = dense_ids(interactions, ["user", "item"])
-    return ids["user"], ids["item"] * 2 + (interactions["domain"] == "B").to_numpy()
+    users = dense_ids(interactions["user"])
+    items = dense_ids(interactions["item"]) * 2 + (interactions["domain"] == "B").to_numpy()
+    return users, items
 
 
 def kcore(interactions: pl.DataFrame, k: int) -> tuple[pl.DataFrame, int]:

@@ -40,7 +40,9 @@ def config(variants=FULL):
     enc = EncoderTrainConfig(d=16, n_heads=2, n_layers=1, epochs=1, patience=1, device="cpu")
     lgcd = LGCDStageConfig(model=MODEL, variants=tuple(variants), device="cpu", threads=1,
                            valid_negatives=50)
-    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd)
+    # the evaluation stage (issue 7) rides along in full_rebuild: keep it to one seed, no sweep
+    ev = dataclasses.replace(cfg.evaluation, seeds=(MODEL.seed,), sweep=None, baselines=("popularity",))
+    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd, evaluation=ev)
 
 
 @pytest.fixture(scope="module")

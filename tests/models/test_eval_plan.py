@@ -50,8 +50,11 @@ def test_sweep_points_reuse_the_full_model_where_equal():
     assert names == [("n_k", 5, "sweep_n_k_5"), ("n_k", 10, "full"), ("T", 50, "sweep_t_50"),
                      ("T", 100, "full"), ("lam", 0.5, "sweep_lam_0p5")]
     assert points[-1].spec.overrides == {"lam": {"A": 0.5, "B": 0.5}}
-    with_epochs = sweep_points(STAGE, SweepConfig(n_k=(10,), T=(), lam=(), epochs=2))
-    assert with_epochs[0].spec.name == "sweep_n_k_10"  # other epochs: not the full model
+    with_epochs = sweep_points(STAGE, SweepConfig(n_k=(5, 10), T=(100,), lam=(), epochs=2))
+    # other epochs: not the full model, but one shared base model for every default value
+    assert [p.spec.name for p in with_epochs] == ["sweep_n_k_5", "sweep_base", "sweep_base"]
+    assert with_epochs[1].spec.overrides == {"epochs": 2}
+    assert with_epochs[0].spec.overrides == {"n_k": 5, "epochs": 2}
     assert sweep_points(STAGE, None) == []
 
 

@@ -70,11 +70,13 @@ def materialized(tmp_path):
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert defs.resolve_job_def("ui_upstream").execute_in_process(instance=instance).success
+        mat = instance.get_latest_materialization_event(dg.AssetKey("sequences")).asset_materialization
+        env["EXPECTED_SEQUENCE_ROWS"] = str(mat.metadata["dagster/row_count"].value)
     return env
 
 
 @pytest.fixture
-def server(materialized):
+def server(materialized, request):
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = (ARTIFACTS / "dagster_dev.log").open("w")
@@ -84,6 +86,7 @@ def server(materialized):
         start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/server_info", 120)
+        request.node.expected_rows = materialized["EXPECTED_SEQUENCE_ROWS"]
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -96,43 +99,60 @@ def server(materialized):
     assert proc.returncode is not None
 
 
+def _open(page, url: str) -> None:
+    """Go to a page and dismiss the community pop-up the UI shows on a fresh instance."""
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    skip = page.get_by_text("Skip", exact=True)
+    if skip.count():
+        skip.first.click()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's "
                     "chromium; this skip only happens where apt cannot install it)")
-def test_ui_shows_graph_jobs_schedule_and_metadata(server):
+def test_ui_shows_graph_jobs_schedule_and_metadata(server, tmp_path, request):
     from playwright.sync_api import sync_playwright
 
+    defs = build_definitions(small_demo_config(), tmp_path / "unused")
+    asset_names = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
+    job_names = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1600, "height": 6000})
         page.set_default_timeout(60_000)
 
-        page.goto(f"{server}/asset-groups")
-        for name in ("raw_sources", "sequences", "pseudo_generations", "pseudo_sequences", "sequence_encoder_a"):
+        _open(page, f"{server}/assets")  # the catalog lists every asset (tall viewport: no virtual scroll)
+        for name in asset_names:
             page.get_by_text(name, exact=True).first.wait_for()
-        page.screenshot(path=str(ARTIFACTS / "asset_graph.png"), full_page=True)
+        page.set_viewport_size({"width": 1600, "height": 1000})
+        _open(page, f"{server}/locations/pipeline.definitions/asset-groups/pseudo")
+        page.get_by_text("pseudo_generations", exact=True).first.wait_for()
+        page.screenshot(path=str(ARTIFACTS / "asset_graph.png"))
 
-        page.goto(f"{server}/jobs")
-        for job in ("full_rebuild", "pseudo_refresh"):
+        _open(page, f"{server}/jobs")
+        for job in job_names:
             page.get_by_text(job, exact=True).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "jobs.png"))
 
-        page.goto(f"{server}/automation")
+        _open(page, f"{server}/automation")
         page.get_by_text("weekly_full_rebuild", exact=True).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "schedules.png"))
 
-        page.goto(f"{server}/assets/sequences")
-        page.get_by_text("dagster/row_count").first.wait_for()
+        _open(page, f"{server}/assets/sequences")
+        page.get_by_text("Metadata", exact=True).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "sequences_metadata.png"), full_page=True)
+        rows = request.node.expected_rows
+        assert page.get_by_text(f"{int(rows):,}").count() + page.get_by_text(rows, exact=True).count() > 0
 
-        page.goto(f"{server}/assets/sequence_encoder_a")
-        page.get_by_text("training_curves").first.wait_for()
+        _open(page, f"{server}/assets/sequence_encoder_a")
+        page.get_by_text("training_curves", exact=True).first.wait_for()
         img = page.locator("img[src^='data:image/png']").first
         img.wait_for()
         assert img.evaluate("el => el.naturalWidth") > 100  # the plot really rendered
         img.scroll_into_view_if_needed()
-        page.screenshot(path=str(ARTIFACTS / "encoder_plot.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "encoder_plot.png"))
         browser.close()
     for shot in ("asset_graph", "jobs", "schedules", "sequences_metadata", "encoder_plot"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000

@@ -143,3 +143,14 @@ def test_fit_baseline_dispatch(data):
         fit_baseline("emcdr", train, N_ITEMS, cfg, 0, users, cands)
     with pytest.raises(ValueError, match="unknown baseline"):
         fit_baseline("bpr", train, N_ITEMS, cfg, 0, users, cands)
+
+
+def test_length_buckets_cover_every_sequence_once_with_little_padding():
+    from models.baselines.sequential import _length_buckets
+
+    lengths = np.random.default_rng(0).integers(2, 50, size=1000)
+    batches = _length_buckets(lengths, 16, np.random.default_rng(1), window=10)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded < 1.2 * lengths.sum()  # random batches would pad to ~1.9x
