@@ -19,6 +19,7 @@ from assets.encoders import asset_name as encoder_asset
 from models.device import resolve_device
 from models.lgcd_pipeline import (
     LGCDDataError,
+    TrainingInProgressError,
     VariantSpec,
     checkpoint_parts,
     fit,
@@ -95,7 +96,7 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
 
         with user_errors(ValueError):
             device = resolve_device(stage.device)
-        with user_errors(LGCDDataError), torch_threads(stage.threads) as threads:
+        with user_errors(LGCDDataError, TrainingInProgressError), torch_threads(stage.threads) as threads:
             context.log.info(f"{spec.name}: {len(train)} training rows, {len(valid)} valid rows, "
                              f"device {device}, {threads} CPU threads, checkpoints in {ckpt_dir}")
             model, result = fit(model_cfg, encoders, train, valid, device, ckpt_dir,

@@ -16,6 +16,7 @@ their own checkpoints, named by content version in ``extra["encoder_versions"]``
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import re
 import time
@@ -41,6 +42,10 @@ _MODEL_FIELDS = {f.name for f in dataclasses.fields(LGCDConfig)}
 
 class LGCDDataError(ValueError):
     """Inputs that cannot train LGCD (no rows, encoders of another size); says what to fix."""
+
+
+class TrainingInProgressError(RuntimeError):
+    """Another live process trains into the same checkpoint folder (e.g. an orphaned step)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,36 @@ def torch_threads(n: int) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def checkpoint_lock(checkpoint_dir: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``checkpoint_dir/lock`` while training.
+
+    Killing a run's parent process can leave its step process training on; a rerun that
+    resumed into the same folder would then race it on ``last.pt``. The kernel drops the
+    lock when its holder dies, even by SIGKILL, so a crash never blocks the resume.
+    """
+    if checkpoint_dir is None:
+        yield
+        return
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    with open(checkpoint_dir / "lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.seek(0)
+            raise TrainingInProgressError(
+                f"process {fh.read().strip() or '?'} is still training into {checkpoint_dir}; "
+                "wait for it or kill it, then rerun (training resumes from last.pt)") from exc
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @dataclass
 class FitResult:
     train: LGCDTrainResult
@@ -255,7 +290,8 @@ def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequenc
                                                   seed=cfg.seed, max_len=cfg.max_len))
     batches = TrainBatches(train, cfg)
     began = time.perf_counter()
-    result = train_lgcd(model, batches, evaluate, checkpoint_dir, on_epoch)
+    with checkpoint_lock(checkpoint_dir):
+        result = train_lgcd(model, batches, evaluate, checkpoint_dir, on_epoch)
     epochs_now = len(result.history) - (result.resumed_from or 0)
     fit_result = FitResult(result, batches.steps_per_epoch,
                            time.perf_counter() - began - evaluate.seconds, evaluate.seconds,

@@ -220,7 +220,10 @@ def sweep_metrics(ranks: pl.DataFrame, split: str = "test") -> pl.DataFrame:
                             "users": sub.height, **ranking_metrics(sub["rank"].to_numpy())})
     schema = {"param": pl.String, "value": pl.Float64, "target_domain": pl.String,
               "users": pl.Int64, **{m: pl.Float64 for m in METRICS}}
-    return pl.DataFrame(out, schema=schema).sort("param", "value", "target_domain")
+    order = {"n_k": 0, "T": 1, "lam": 2}  # Figure 3's panel order
+    return (pl.DataFrame(out, schema=schema)
+            .with_columns(panel=pl.col("param").replace_strict(order, default=len(order)))
+            .sort("panel", "value", "target_domain").drop("panel"))
 
 
 def sweep_markdown(points: pl.DataFrame, domain_names: dict[str, str]) -> str:

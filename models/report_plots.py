@@ -67,6 +67,7 @@ def sensitivity_png(points: pl.DataFrame, domain_names: dict[str, str],
             line = part.filter(pl.col("target_domain") == domain)
             ax.plot(line["value"].to_list(), line[metric].to_list(), marker="o", markersize=3,
                     label=domain_names[domain])
+        ax.set_xticks(sorted(set(part["value"].to_list())))
         ax.set_xlabel(PARAM_LABELS[param], fontsize=8)
         ax.set_ylabel(label(metric), fontsize=8)
         ax.grid(alpha=0.3)

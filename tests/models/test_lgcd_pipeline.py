@@ -1,6 +1,7 @@
 """The glue between pipeline tables and LGCD: variants, rows, fitting with resume, loading."""
 
 import dataclasses
+import os
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,9 @@ from models.lgcd_config import LGCDConfig
 from models.lgcd_pipeline import (
     LGCDDataError,
     LGCDStageConfig,
+    TrainingInProgressError,
     VariantSpec,
+    checkpoint_lock,
     checkpoint_parts,
     fit,
     history_markdown,
@@ -198,3 +201,15 @@ def test_interrupted_fit_resumes_from_last_epoch_to_identical_weights(tables, tm
     spec = VariantSpec("full")
     assert checkpoint_parts(straight, ref, spec, {}, {})[2] == \
         checkpoint_parts(resumed, res, spec, {}, {})[2]
+
+
+def test_a_live_trainer_in_the_same_folder_is_refused_and_its_death_frees_it(tables, tmp_path):
+    sequences, pseudo, text, _ = tables
+    train, _ = training_rows(sequences, pseudo, n_k=4)
+    valid, _ = validation_rows(sequences)
+    one_epoch = dataclasses.replace(CFG, epochs=1)
+    busy = pytest.raises(TrainingInProgressError, match=f"process {os.getpid()} is still training")
+    with checkpoint_lock(tmp_path / "ckpt"), busy:  # the lock stands in for an orphaned step
+        fit(one_epoch, encoders(text), train, valid, CPU, tmp_path / "ckpt", 10)
+    _, result = fit(one_epoch, encoders(text), train, valid, CPU, tmp_path / "ckpt", 10)
+    assert len(result.train.history) == 1
