@@ -17,7 +17,8 @@ def _write(tmp_path, **over):
 
 def test_defaults_follow_the_encoders_grounding_and_seed(tmp_path):
     path = _write(tmp_path, encoder={"d": 32, "n_heads": 2, "max_len": 20}, grounding={"n_k": 7},
-                  seed=4, lgcd={"variants": ["full", "wo_diffusion"]})
+                  seed=4, lgcd={"variants": ["full", "wo_diffusion"]},
+                  evaluation={"seeds": [0]})  # no sweep: its nK grid needs grounding.n_k >= 20
     cfg = load_dataset_config(path)
     model = cfg.lgcd.model
     assert (model.d, model.max_len, model.n_k, model.seed) == (32, 20, 7, 4)
@@ -39,7 +40,7 @@ def test_every_paper_variant_parses_from_yaml(tmp_path):
     ({"colour": "red"}, "lgcd: unknown fields ['colour']"),
     ({"T": 0}, "lgcd: LGCDConfig: T=0"),
     ({"variants": ["wo_magic"]}, "unknown preset 'wo_magic'"),
-    ({"variants": [{"name": "nk_20", "n_k": 20}]}, "variant 'nk_20' has n_k=20 but grounding.n_k=10"),
+    ({"variants": [{"name": "nk_30", "n_k": 30}]}, "variant 'nk_30' has n_k=30 but grounding.n_k=20"),
     ({"device": ""}, "device=''"),
     ({"lam": {"A": 0.5}}, "lam must map the target domains"),
     ("fast", "lgcd must be a mapping"),
