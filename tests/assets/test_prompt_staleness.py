@@ -17,7 +17,6 @@ import pytest
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 
-from models.encoder_training import EncoderTrainConfig
 from models.pseudo import DEFAULT_TEMPLATE
 from pipeline.definitions import build_definitions
 from tests.conftest import small_demo_config
@@ -29,8 +28,9 @@ def _config(template):
     cfg = small_demo_config()
     gen = dataclasses.replace(cfg.generation, template=str(template), backend="transformers",
                               max_users_per_direction=4, max_tokens=24, chunk_size=4)
-    enc = EncoderTrainConfig(d=16, n_heads=2, n_layers=1, epochs=1, patience=1)
-    return dataclasses.replace(cfg, generation=gen, encoder=enc)
+    enc = dataclasses.replace(cfg.encoder, epochs=1, patience=1)  # LGCD's d/max_len follow the encoder
+    lgcd = dataclasses.replace(cfg.lgcd, model=dataclasses.replace(cfg.lgcd.model, epochs=1, patience=1))
+    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd)
 
 
 def _stale(defs, instance) -> dict[str, list[str]]:
