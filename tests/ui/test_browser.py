@@ -121,7 +121,7 @@ def test_ui_shows_graph_jobs_schedule_and_metadata(server, tmp_path, request):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 6000})
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(int(os.environ.get("UI_TIMEOUT_MS", "60000")))
 
         _open(page, f"{server}/assets")  # the catalog lists every asset (tall viewport: no virtual scroll)
         for name in asset_names:
@@ -147,7 +147,8 @@ def test_ui_shows_graph_jobs_schedule_and_metadata(server, tmp_path, request):
         assert page.get_by_text(f"{int(rows):,}").count() + page.get_by_text(rows, exact=True).count() > 0
 
         _open(page, f"{server}/assets/sequence_encoder_a")
-        page.get_by_text("training_curves", exact=True).first.wait_for()
+        row = page.locator("tr", has=page.get_by_text("training_curves", exact=True)).first
+        row.get_by_text("[Show Markdown]").click()  # Markdown metadata opens in a dialog
         img = page.locator("img[src^='data:image/png']").first
         img.wait_for()
         assert img.evaluate("el => el.naturalWidth") > 100  # the plot really rendered
