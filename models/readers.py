@@ -209,17 +209,39 @@ def _coerce(value: Any, dtype: pl.DataType, is_id: bool) -> tuple[bool, Any]:
         text = _id_text(value)
         return text is not None, text
     if dtype == pl.String:
-        return True, value if isinstance(value, str) else json.dumps(value)
+        text = value if isinstance(value, str) else _json_text(value)
+        return text is not None, text
     if dtype == pl.Int64:
         ok = isinstance(value, int) and not isinstance(value, bool) and _I64[0] <= value <= _I64[1]
         return ok, value
     if dtype == pl.Float64:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else None
+        try:
+            return ok, float(value) if ok else None
+        except OverflowError:  # an integer literal beyond float64, e.g. 10**400
+            return False, None
     if dtype == pl.List(pl.String):
-        items = value if isinstance(value, list) else [value]
-        return True, [v if isinstance(v, str) else json.dumps(v) for v in items]
+        items = [v if isinstance(v, str) else _json_text(v)
+                 for v in (value if isinstance(value, list) else [value])]
+        return None not in items, items
     raise TypeError(f"unsupported field dtype {dtype}")
+
+
+def _json_text(value: Any) -> str | None:
+    """A non-string value as JSON text; None for a Python literal JSON cannot express (set, bytes)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _valid_unicode(row: dict) -> bool:
+    r"""False when a kept string holds a lone surrogate (a ``\ud800`` escape): not storable text."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_line(raw: bytes, spec: RecordSpec) -> tuple[str | None, Any]:
@@ -242,6 +264,8 @@ def _parse_line(raw: bytes, spec: RecordSpec) -> tuple[str | None, Any]:
         if not ok:
             return "wrong_type", text
         row[key] = value
+    if not _valid_unicode(row):
+        return "invalid_utf8", text
     return None, row
 
 
@@ -271,7 +295,15 @@ def _fast(block: bytes, n_lines: int, spec: RecordSpec) -> pl.DataFrame | None:
         return None
     suspicious = frame.select(pl.any_horizontal(
         _not_an_id(key).fill_null(False).any() for key in spec.ids)).item()
-    return None if suspicious else frame
+    return None if suspicious or _has_nul(frame) else frame
+
+
+def _has_nul(frame: pl.DataFrame) -> bool:
+    r"""Polars reads a lone ``\ud800`` escape as NUL; the per-line path tells it from a real one."""
+    checks = [pl.col(name).str.contains("\0", literal=True) if dtype == pl.String
+              else pl.col(name).list.eval(pl.element().str.contains("\0", literal=True)).list.any()
+              for name, dtype in frame.schema.items() if dtype in (pl.String, pl.List(pl.String))]
+    return bool(checks) and frame.select(pl.any_horizontal(c.fill_null(False).any() for c in checks)).item()
 
 
 def _slow(block: bytes, first: int, spec: RecordSpec, source: str):
@@ -344,6 +376,7 @@ def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
     if lines == 0:
         raise SourceError(f"raw file {path} holds no lines")
     if frame.height == 0 and keep is None:
+        first = quarantine["reason"][0] if quarantine.height else "blank"
         raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
-                          f"quarantined (first reason: {quarantine['reason'][0]})")
+                          f"quarantined or blank (first reason: {first})")
     return ReadResult(frame, quarantine, lines, blocks, fallback)
