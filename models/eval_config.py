@@ -92,6 +92,8 @@ class SweepConfig:
 @dataclass(frozen=True)
 class EvaluationConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # candidate lists and model training, one run per seed
+    # seeds of the LGCD variants other than full (Table 3); None = all of ``seeds``
+    variant_seeds: tuple[int, ...] | None = None
     n_negatives: int = 999  # sampled negatives per held-out user (paper 4.1.1)
     negatives: str = "all"  # "all" domains (paper) | "target" domain (LLMCDSR code) | "full"
     baselines: tuple[str, ...] = BASELINES
@@ -105,6 +107,11 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"evaluation.seeds={list(self.seeds)}; need distinct seeds")
+        if self.variant_seeds is not None and (not self.variant_seeds
+                                               or set(self.variant_seeds) - set(self.seeds)):
+            raise ValueError(f"evaluation.variant_seeds={list(self.variant_seeds)}; need a non-empty "
+                             f"subset of evaluation.seeds={list(self.seeds)} (candidates exist "
+                             "only for those)")
         if self.negatives not in POOLS:
             raise ValueError(f"evaluation.negatives={self.negatives!r}; allowed {list(POOLS)}")
         unknown = set(self.baselines) - set(BASELINES)
@@ -135,7 +142,7 @@ class EvaluationConfig:
             section = {k: tuple(v) if isinstance(v, list) else v
                        for k, v in (raw.get(name) or {}).items()}
             raw[name] = kind(**section)
-        for name in ("seeds", "baselines"):
-            if name in raw:
+        for name in ("seeds", "baselines", "variant_seeds"):
+            if raw.get(name) is not None:
                 raw[name] = tuple(raw[name])
         return cls(**raw)

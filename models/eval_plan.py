@@ -36,17 +36,21 @@ class Replica:
         return self.spec.name == self.variant
 
 
-def replicas(stage: LGCDStageConfig, seeds: tuple[int, ...]) -> list[Replica]:
+def replicas(stage: LGCDStageConfig, seeds: tuple[int, ...],
+             variant_seeds: tuple[int, ...] | None = None) -> list[Replica]:
     """For every configured variant and evaluation seed, the model to rank on that seed.
 
     A variant's own seed (``lgcd.seed``, by default the dataset seed) uses the variant's
     asset; other seeds get a replica spec with ``seed`` overridden. A variant whose own
     seed is not in ``seeds`` is not evaluated under it (its asset is still trained).
+    ``variant_seeds`` narrows the seeds of every variant but ``full``: Table 3 ablations
+    are single runs in the paper, and each extra seed is one more training per variant.
     """
     out = []
     for spec in stage.variants:
         own = stage.variant_config(spec).seed
-        for seed in seeds:
+        chosen = seeds if spec.name == "full" or variant_seeds is None else variant_seeds
+        for seed in chosen:
             if seed == own:
                 out.append(Replica(model_name(spec.name), spec.name, seed, spec))
             else:
@@ -56,12 +60,13 @@ def replicas(stage: LGCDStageConfig, seeds: tuple[int, ...]) -> list[Replica]:
     return out
 
 
-def extra_specs(stage: LGCDStageConfig, seeds: tuple[int, ...], sweep: SweepConfig | None
-                ) -> list[VariantSpec]:
+def extra_specs(stage: LGCDStageConfig, seeds: tuple[int, ...], sweep: SweepConfig | None,
+                variant_seeds: tuple[int, ...] | None = None) -> list[VariantSpec]:
     """Specs to train besides ``stage.variants``: seed replicas and sweep points, deduplicated."""
     known = {s.name: s for s in stage.variants}
     out: dict[str, VariantSpec] = {}
-    generated = [r.spec for r in replicas(stage, seeds)] + [p.spec for p in sweep_points(stage, sweep)]
+    generated = ([r.spec for r in replicas(stage, seeds, variant_seeds)]
+                 + [p.spec for p in sweep_points(stage, sweep)])
     clash = sorted({s.name for s in generated if s.name in known and s != known[s.name]})
     if clash:
         raise ValueError(f"lgcd variant names {clash} collide with generated seed replicas or "

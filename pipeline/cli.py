@@ -1,6 +1,7 @@
 """Command line: run the whole pipeline, show where results are, collect garbage.
 
     python -m pipeline.cli demo         # materialize every asset (in-process), print results
+    python -m pipeline.cli demo --executor multiprocess   # one process per step instead
     python -m pipeline.cli where        # latest version folder of every asset
     python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
 
@@ -62,7 +63,21 @@ def referenced_paths(defs, instance) -> set[Path]:
     return paths
 
 
+def _execute(job: str, executor: str, instance):
+    """Run ``job`` in this process, or with one process per step (the deployed executor)."""
+    import dagster as dg
+
+    from pipeline.definitions import defs
+
+    if executor == "in_process":
+        return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+    recon = dg.build_reconstructable_job("pipeline.definitions", "job_named", (job,))
+    return dg.execute_job(recon, instance=instance, raise_on_error=False)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    # step processes rebuild the definitions from the environment, so they must agree
+    os.environ["LGCD_EXECUTOR"] = args.executor
     import dagster as dg
 
     from pipeline.definitions import defs
@@ -70,7 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = prepare_instance_home()
     started = time.time()
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(args.job).execute_in_process(instance=instance, raise_on_error=False)
+        result = _execute(args.job, args.executor, instance)
         elapsed = time.time() - started
         if not result.success:
             for event in result.all_events:
@@ -128,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize every asset and print where the results are")
     demo.add_argument("--job", default="full_rebuild")
+    demo.add_argument("--executor", choices=("in_process", "multiprocess"), default="in_process",
+                      help="in_process (default: fastest on a small machine) or multiprocess "
+                      "(one process per step, CPU steps in parallel, as deployed)")
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("where", help="print the latest version folder of every asset").set_defaults(func=cmd_where)
     gc = sub.add_parser("gc", help="remove versions no latest materialization references")

@@ -171,7 +171,8 @@ def load_dataset_config(path: Path) -> DatasetConfig:
     try:
         evaluation = EvaluationConfig.from_dict(raw.get("evaluation"))
         check_sweep(evaluation.sweep, grounding.n_k)
-        extra_specs(lgcd, evaluation.seeds, evaluation.sweep)  # generated names must not clash
+        # generated names must not clash with configured variants
+        extra_specs(lgcd, evaluation.seeds, evaluation.sweep, evaluation.variant_seeds)
     except (TypeError, ValueError) as exc:
         raise fail(f"evaluation: {exc}") from exc
     if fmt == "llmcdsr" and release is None:

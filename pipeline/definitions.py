@@ -57,3 +57,12 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
 
 
 defs = build_definitions(load_dataset_config(settings.dataset_config_path()))
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """A job of ``defs`` by name: the entry point other processes use to rebuild the job.
+
+    The multiprocess executor re-imports the job in every step process, which needs a
+    module-level function (``dg.build_reconstructable_job``); see ``pipeline.cli demo``.
+    """
+    return defs.resolve_job_def(name)

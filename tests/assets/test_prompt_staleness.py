@@ -29,8 +29,11 @@ def _config(template):
     gen = dataclasses.replace(cfg.generation, template=str(template), backend="transformers",
                               max_users_per_direction=4, max_tokens=24, chunk_size=4)
     enc = dataclasses.replace(cfg.encoder, epochs=1, patience=1)  # LGCD's d/max_len follow the encoder
-    lgcd = dataclasses.replace(cfg.lgcd, model=dataclasses.replace(cfg.lgcd.model, epochs=1, patience=1))
-    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd)
+    lgcd = dataclasses.replace(cfg.lgcd, model=dataclasses.replace(cfg.lgcd.model, epochs=1, patience=1),
+                               variants=cfg.lgcd.variants[:2])
+    # one seed, no sweep: the downstream set still reaches the report, at a fraction of the trainings
+    ev = dataclasses.replace(cfg.evaluation, seeds=(0,), variant_seeds=None, sweep=None)
+    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd, evaluation=ev)
 
 
 def _stale(defs, instance) -> dict[str, list[str]]:

@@ -26,6 +26,8 @@ def test_defaults_follow_the_paper_protocol():
     ({"baselines": ["bpr"]}, "unknown ['bpr']"),
     ({"sweep": {"lam": [0.0]}}, "evaluation.sweep.lam"),
     ({"sequential": {"d": 10, "n_heads": 4}}, "not divisible"),
+    ({"variant_seeds": [3]}, "evaluation.variant_seeds=[3]; need a non-empty subset"),
+    ({"variant_seeds": []}, "need a non-empty subset"),
 ])
 def test_bad_sections_name_the_field(raw, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -42,6 +44,15 @@ def test_replicas_reuse_the_variants_own_seed():
     assert twin.preset == "wo_diffusion" and twin.overrides == {"seed": 1}
     assert STAGE.variant_config(twin).use_diffusion is False
     assert model_name("full") == "lgcd" and model_name("wo_moe") == "lgcd_wo_moe"
+
+
+def test_variant_seeds_narrow_only_the_other_variants():
+    reps = replicas(STAGE, (0, 1, 2), variant_seeds=(0,))
+    assert [(r.model, r.seed, r.spec.name) for r in reps] == [
+        ("lgcd", 0, "full"), ("lgcd", 1, "full_seed1"), ("lgcd", 2, "full_seed2"),
+        ("lgcd_wo_diffusion", 0, "wo_diffusion")]
+    assert [s.name for s in extra_specs(STAGE, (0, 1, 2), None, (0,))] == ["full_seed1", "full_seed2"]
+    assert EvaluationConfig.from_dict({"variant_seeds": [1]}).variant_seeds == (1,)
 
 
 def test_sweep_points_reuse_the_full_model_where_equal():

@@ -1,8 +1,11 @@
-"""The README's first command end to end (in-process), plus `where` and `gc`.
+"""The README's first command end to end, plus `where` and `gc`.
 
 The full demo runs inside a fresh network namespace (``unshare -rn``) with only
 loopback up: every model comes from local packages, and nothing at run time may
-open a network connection.
+open a network connection. It runs under the multiprocess executor (one process
+per step, the GPU pool serializing GPU steps), so the same run also proves that
+the deployed executor materializes the whole graph; the in-process path is what
+every other end-to-end test uses.
 """
 
 import shutil
@@ -42,7 +45,7 @@ def env(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(not _can_isolate_network(), reason="needs `unshare -rn` (util-linux) to block the network")
 def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp_path):
-    out = _run(["demo"], env, offline=True)
+    out = _run(["demo", "--executor", "multiprocess"], env, offline=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout
     assert "http://127.0.0.1:3000" in out.stdout
