@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
@@ -18,6 +19,28 @@ def small_demo_config(**synthetic_overrides) -> DatasetConfig:
     cfg = load_dataset_config(settings.PROJECT_ROOT / "configs" / "demo.yaml")
     synth = dataclasses.replace(cfg.synthetic, **{"n_reviews": 4000, **synthetic_overrides})
     return dataclasses.replace(cfg, synthetic=synth)
+
+
+def write_demo_yaml(tmp_path: Path, drop: tuple[str, ...] = (), **over) -> Path:
+    """configs/demo.yaml with top-level sections replaced (``over``) or removed (``drop``)."""
+    base = yaml.safe_load((settings.PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    base.update(over)
+    for key in drop:
+        base.pop(key, None)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one intra-op thread avoids OpenMP spin contention on a busy 2-core box."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
-import torch
 
 from assets import embeddings, encoders
 from models.encoder_training import EncoderTrainConfig
@@ -22,12 +21,7 @@ N_ITEMS = {"A": 30, "B": 24}
 WORDS = ["Tuscan", "Kyoto", "Bakery", "Espresso", "Texas", "Organic"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def catalog_table() -> pl.DataFrame:

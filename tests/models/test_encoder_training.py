@@ -22,13 +22,7 @@ from models.sequence_encoder import DomainEncoder, EncoderConfig
 TINY = {"d": 16, "n_heads": 2, "n_layers": 1, "max_len": 8, "dropout": 0.0, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP spin contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def walk_sequences(n_seq: int, n_items: int, seed: int = 0) -> list[list[int]]:

@@ -20,7 +20,6 @@ from models.lgcd_pipeline import (
     history_markdown,
     lgcd_from_checkpoint,
     score_rows,
-    torch_threads,
     training_rows,
     validation_rows,
 )
@@ -31,10 +30,7 @@ CFG = LGCDConfig(d=12, T=6, batch_size=32, overlap_batch_size=8, epochs=3, patie
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

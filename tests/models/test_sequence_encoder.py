@@ -14,13 +14,7 @@ from pipeline import storage
 N, E, D, MAX_LEN = 23, 12, 16, 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP spin contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_encoder(seed: int = 0, **over) -> DomainEncoder:

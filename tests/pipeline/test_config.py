@@ -1,22 +1,14 @@
 import pytest
-import yaml
 
 from pipeline.config import ConfigError, load_dataset_config
 from pipeline.settings import PROJECT_ROOT
+from tests.conftest import write_demo_yaml
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (PROJECT_ROOT / "configs").glob("*.yaml")))
 def test_shipped_configs_load(name):
     cfg = load_dataset_config(PROJECT_ROOT / "configs" / f"{name}.yaml")
     assert cfg.name and set(cfg.domains) == {"A", "B"}
-
-
-def _write(tmp_path, **over):
-    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-    base.update(over)
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(base))
-    return path
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -28,7 +20,7 @@ def _write(tmp_path, **over):
     ({"synthetic": {"overlap_fraction": 2.0}}, "overlap_fraction=2.0 is out of range"),
 ])
 def test_bad_configs_name_file_and_field(tmp_path, override, message):
-    path = _write(tmp_path, **override)
+    path = write_demo_yaml(tmp_path, **override)
     with pytest.raises(ConfigError) as err:
         load_dataset_config(path)
     assert str(path) in str(err.value) and message in str(err.value)
@@ -40,6 +32,6 @@ def test_missing_config_file_is_named(tmp_path):
 
 
 def test_amazon_format_requires_paths(tmp_path):
-    path = _write(tmp_path, format="amazon2018")
+    path = write_demo_yaml(tmp_path, format="amazon2018")
     with pytest.raises(ConfigError, match="domains.A needs 'reviews' and 'meta'"):
         load_dataset_config(path)

@@ -1,33 +1,21 @@
 """The ``evaluation:`` section of a dataset YAML: defaults, the sweep switch, errors name the field."""
 
 import pytest
-import yaml
 
 from pipeline.config import ConfigError, load_dataset_config
 from pipeline.settings import PROJECT_ROOT
-
-
-def _write(tmp_path, **over):
-    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-    base.update(over)
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(base))
-    return path
+from tests.conftest import write_demo_yaml
 
 
 def test_no_section_means_the_papers_protocol_over_three_seeds(tmp_path):
-    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-    base.pop("evaluation", None)
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(base))
-    ev = load_dataset_config(path).evaluation
+    ev = load_dataset_config(write_demo_yaml(tmp_path, drop=("evaluation",))).evaluation
     assert (ev.negatives, ev.n_negatives, ev.seeds, ev.sweep) == ("all", 999, (0, 1, 2), None)
 
 
 def test_the_sweep_needs_enough_retrieved_pseudo_items(tmp_path):
     with pytest.raises(ConfigError, match=r"evaluation: .*n_k has \[20\] but grounding.n_k=10"):
-        load_dataset_config(_write(tmp_path, grounding={"n_k": 10}, evaluation={"sweep": {}}))
-    cfg = load_dataset_config(_write(tmp_path, grounding={"n_k": 20}, lgcd={"n_k": 10},
+        load_dataset_config(write_demo_yaml(tmp_path, grounding={"n_k": 10}, evaluation={"sweep": {}}))
+    cfg = load_dataset_config(write_demo_yaml(tmp_path, grounding={"n_k": 20}, lgcd={"n_k": 10},
                                      evaluation={"sweep": {"lam": [0.3, 0.7]}}))
     assert cfg.evaluation.sweep.n_k == (5, 10, 20) and cfg.evaluation.sweep.lam == (0.3, 0.7)
     assert cfg.lgcd.model.n_k == 10
@@ -40,7 +28,7 @@ def test_the_sweep_needs_enough_retrieved_pseudo_items(tmp_path):
 ])
 def test_errors_name_the_file_and_field(tmp_path, section, message):
     with pytest.raises(ConfigError, match=message) as info:
-        load_dataset_config(_write(tmp_path, evaluation=section))
+        load_dataset_config(write_demo_yaml(tmp_path, evaluation=section))
     assert "c.yaml" in str(info.value)
 
 

@@ -1,22 +1,13 @@
 """The ``lgcd:`` section of a dataset YAML: defaults sized to the encoders, errors name the field."""
 
 import pytest
-import yaml
 
 from pipeline.config import ConfigError, load_dataset_config
-from pipeline.settings import PROJECT_ROOT
-
-
-def _write(tmp_path, **over):
-    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-    base.update(over)
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(base))
-    return path
+from tests.conftest import write_demo_yaml
 
 
 def test_defaults_follow_the_encoders_grounding_and_seed(tmp_path):
-    path = _write(tmp_path, encoder={"d": 32, "n_heads": 2, "max_len": 20}, grounding={"n_k": 7},
+    path = write_demo_yaml(tmp_path, encoder={"d": 32, "n_heads": 2, "max_len": 20}, grounding={"n_k": 7},
                   seed=4, lgcd={"variants": ["full", "wo_diffusion"]},
                   evaluation={"seeds": [0]})  # no sweep: its nK grid needs grounding.n_k >= 20
     cfg = load_dataset_config(path)
@@ -32,7 +23,7 @@ def test_every_paper_variant_parses_from_yaml(tmp_path):
     sweep = [{"name": "t_50", "T": 50}, {"name": "lam_07", "lam": {"A": 0.7, "B": 0.7}},
              {"name": "experts_4", "n_experts": 4}, {"name": "nk_5", "n_k": 5},
              {"name": "overlap_60", "overlap_ratio": 0.6}, {"name": "seed_1", "seed": 1}]
-    cfg = load_dataset_config(_write(tmp_path, lgcd={"variants": [*VARIANTS, *sweep]}))
+    cfg = load_dataset_config(write_demo_yaml(tmp_path, lgcd={"variants": [*VARIANTS, *sweep]}))
     assert len(cfg.lgcd.variants) == len(VARIANTS) + len(sweep)
 
 
@@ -46,7 +37,7 @@ def test_every_paper_variant_parses_from_yaml(tmp_path):
     ("fast", "lgcd must be a mapping"),
 ])
 def test_bad_lgcd_sections_name_file_and_field(tmp_path, lgcd, message):
-    path = _write(tmp_path, lgcd=lgcd)
+    path = write_demo_yaml(tmp_path, lgcd=lgcd)
     with pytest.raises(ConfigError) as err:
         load_dataset_config(path)
     assert str(path) in str(err.value) and message in str(err.value)

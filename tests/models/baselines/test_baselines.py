@@ -21,12 +21,7 @@ N = 20
 N_ITEMS = {"A": N, "B": N}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted(n_overlap: int = 200, n_eval: int = 40, seed: int = 0) -> pl.DataFrame:
