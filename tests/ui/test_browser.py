@@ -14,7 +14,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import dagster as dg
 import pytest
