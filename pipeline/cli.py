@@ -81,10 +81,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from pipeline.definitions import defs
+    from pipeline.recovery import release_dead_runs
 
     home = prepare_instance_home()
     started = time.time()
     with dg.DagsterInstance.get() as instance:
+        for run_id in release_dead_runs(instance):
+            print(f"run {run_id} was killed: marked failed, its pool slots freed", file=sys.stderr)
         result = _execute(args.job, args.executor, instance)
         elapsed = time.time() - started
         if not result.success:

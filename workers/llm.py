@@ -162,6 +162,13 @@ class VllmBackend:
         tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
         return texts, tokens
 
+    def seed_chunk(self, seed: int, chunk: int) -> None:
+        """Nothing to do: the engine is seeded once (per-request seeds crash the CPU engine).
+
+        With sampling on, chunks generated after a resume can therefore differ from an
+        uninterrupted run's (NOTES.md); the transformers backend has no such gap.
+        """
+
     def prefix_cache_hit_rate(self) -> float | None:
         hits = queries = 0.0
         try:
@@ -184,13 +191,16 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.manual_seed(spec["seed"])
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(spec["model_path"], padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = torch.bfloat16 if resolve_dtype(spec.get("dtype", "auto")) == "bfloat16" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=dtype).eval()
+
+    def seed_chunk(self, seed: int, chunk: int) -> None:
+        """Seed each chunk on its own, so a resumed run samples what an uninterrupted one would."""
+        self.torch.manual_seed((seed << 32) + chunk)
 
     def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], int]:
         prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
@@ -256,6 +266,7 @@ def generate(spec_path: Path) -> None:
             stats["engine_start_s"] = round(time.time() - started, 2)
             gen_started = time.time()
             for n, i in enumerate(todo, 1):
+                backend.seed_chunk(spec["seed"], i)
                 texts, tokens = backend.generate([p["messages"] for p in chunks[i]], spec)
                 rows = [json.dumps({"id": p["id"], "output": t}) for p, t in zip(chunks[i], texts, strict=True)]
                 _write_atomic(chunk_dir / f"chunk-{i:05d}.jsonl", rows)
