@@ -41,6 +41,13 @@ def _fit_markdown(fits: list[tuple[int, object, float]]) -> str:
     return "\n".join(lines)
 
 
+def _epoch_logger(context: dg.AssetExecutionContext, name: str, seed: int):
+    def log(row: dict[str, float]) -> None:
+        context.log.info(f"{name} seed {seed} epoch {row['epoch']}: loss {row['loss']:.4f}, "
+                         f"val NDCG@10 {row['val_ndcg@10']:.4f} ({row['seconds']:.1f} s)")
+    return log
+
+
 def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
     ev = cfg.evaluation
     settings = {"sasrec": ev.sequential, "gru4rec": ev.sequential, "emcdr": ev.emcdr}.get(name)
@@ -63,7 +70,8 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
             for seed in ev.seeds:
                 began = time.perf_counter()
                 encoders = encoders_from(**encoder_ckpts) if encoder_ckpts else None
-                fitted = fit_baseline(name, train, sizes, ev, seed, users, eval_candidates, encoders)
+                fitted = fit_baseline(name, train, sizes, ev, seed, users, eval_candidates, encoders,
+                                      on_epoch=_epoch_logger(context, name, seed))
                 frames.append(rank_users(fitted.scorer, users, eval_candidates, seed, name,
                                          ev.batch_size, full=ev.negatives == "full"))
                 fits.append((seed, fitted, time.perf_counter() - began))

@@ -55,10 +55,13 @@ class FitResult:
 
 
 def fit_early_stopping(model: nn.Module, run_epoch: Callable[[int], float],
-                       validate: Callable[[], float], epochs: int, patience: int) -> FitResult:
+                       validate: Callable[[], float], epochs: int, patience: int,
+                       on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
     """Train epoch by epoch, keeping the weights of the best validation NDCG@10.
 
     Stops after ``patience`` epochs without improvement; the model ends holding the best weights.
+    ``on_epoch`` receives each epoch's history row as it finishes (progress in the Dagster log:
+    a baseline epoch on a real catalog takes minutes on a CPU).
     """
     result = FitResult()
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -71,6 +74,8 @@ def fit_early_stopping(model: nn.Module, run_epoch: Callable[[int], float],
         metric = validate()
         result.history.append({"epoch": epoch, "loss": loss, "val_ndcg@10": metric,
                                "seconds": time.perf_counter() - began})
+        if on_epoch is not None:
+            on_epoch(result.history[-1])
         if metric > result.best_metric:
             result.best_metric, result.best_epoch, stale = metric, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -79,7 +79,8 @@ class EMCDRScorer:
 
 
 def train_emcdr(train: Interactions, encoders: dict[str, DomainEncoder], cfg: EMCDRConfig,
-                seed: int, validate: Callable[[EMCDRScorer], float]
+                seed: int, validate: Callable[[EMCDRScorer], float],
+                on_epoch: Callable[[dict[str, float]], None] | None = None
                 ) -> tuple[EMCDRScorer, FitResult]:
     """Fit both directions' maps with ``seed``; early stopping on ``validate`` (NDCG@10)."""
     pairs = mapping_pairs(train, encoders)
@@ -104,5 +105,5 @@ def train_emcdr(train: Interactions, encoders: dict[str, DomainEncoder], cfg: EM
         return total / max(1, steps)
 
     result = fit_early_stopping(model, run_epoch, lambda: validate(scorer), cfg.epochs,
-                                cfg.patience)
+                                cfg.patience, on_epoch)
     return scorer, result

@@ -1,6 +1,6 @@
 """One entry point for every baseline: fit with a seed, early-stopped on the stored validation lists."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -25,8 +25,12 @@ class FittedBaseline:
 
 def fit_baseline(name: str, train: Interactions, n_items: dict[str, int], cfg: EvaluationConfig,
                  seed: int, users: Sequence[EvalUser], candidates: pl.DataFrame,
-                 encoders: dict[str, DomainEncoder] | None = None) -> FittedBaseline:
-    """Fit baseline ``name`` for one seed; trained ones keep their best validation epoch."""
+                 encoders: dict[str, DomainEncoder] | None = None,
+                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> FittedBaseline:
+    """Fit baseline ``name`` for one seed; trained ones keep their best validation epoch.
+
+    ``on_epoch`` gets each training epoch's row (epoch, loss, val_ndcg@10, seconds).
+    """
     def validate(scorer: Scorer) -> float:
         return validation_ndcg(scorer, users, candidates, seed, batch_size=cfg.batch_size)
 
@@ -36,11 +40,11 @@ def fit_baseline(name: str, train: Interactions, n_items: dict[str, int], cfg: E
         return FittedBaseline(CrossDomainItemKNN.fit(train, n_items))
     if name in ("sasrec", "gru4rec"):
         scorer, res = train_sequential(name, train, JointVocab(n_items), cfg.sequential, seed,
-                                       validate)
+                                       validate, on_epoch)
     elif name == "emcdr":
         if encoders is None:
             raise ValueError("emcdr needs the pre-trained domain encoders")
-        scorer, res = train_emcdr(train, encoders, cfg.emcdr, seed, validate)
+        scorer, res = train_emcdr(train, encoders, cfg.emcdr, seed, validate, on_epoch)
     else:
         raise ValueError(f"unknown baseline {name!r}; allowed {list(BASELINES)}")
     return FittedBaseline(scorer, res.best_epoch, res.best_metric, res.history)

@@ -113,7 +113,8 @@ class SequentialScorer:
 
 
 def train_sequential(kind: str, train: Interactions, vocab: JointVocab, cfg: SequentialConfig,
-                     seed: int, validate: Callable[[SequentialScorer], float]
+                     seed: int, validate: Callable[[SequentialScorer], float],
+                     on_epoch: Callable[[dict[str, float]], None] | None = None
                      ) -> tuple[SequentialScorer, FitResult]:
     """Train one model with ``seed``; early stopping on ``validate(scorer)`` (NDCG@10)."""
     torch.manual_seed(seed)
@@ -143,5 +144,5 @@ def train_sequential(kind: str, train: Interactions, vocab: JointVocab, cfg: Seq
         return total / max(1, steps)
 
     result = fit_early_stopping(model, run_epoch, lambda: validate(scorer), cfg.epochs,
-                                cfg.patience)
+                                cfg.patience, on_epoch)
     return scorer, result

@@ -96,9 +96,12 @@ def test_sequential_baselines_learn_the_planted_map(data, kind):
     train, users, cands = data
     cfg = SequentialConfig(d=16, n_layers=1, n_heads=2, max_len=8, dropout=0.0, lr=1e-2,
                            batch_size=32, epochs=15, patience=15)
+    seen = []
     scorer, res = train_sequential(kind, train, JointVocab(N_ITEMS), cfg, seed=0,
-                                   validate=lambda s: validation_ndcg(s, users, cands, 0))
+                                   validate=lambda s: validation_ndcg(s, users, cands, 0),
+                                   on_epoch=seen.append)
     assert len(res.history) == 15 and res.best_metric == max(h["val_ndcg@10"] for h in res.history)
+    assert seen == res.history  # progress is reported epoch by epoch
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert hr10(scorer, users, cands) >= 0.9  # random would be 10/16
 
