@@ -2,6 +2,7 @@
 
     python -m pipeline.cli demo         # materialize every asset (in-process), print results
     python -m pipeline.cli demo --executor multiprocess   # one process per step instead
+    python -m pipeline.cli demo --missing   # only assets never materialized (finish a stopped run)
     python -m pipeline.cli where        # latest version folder of every asset
     python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
 
@@ -63,16 +64,23 @@ def referenced_paths(defs, instance) -> set[Path]:
     return paths
 
 
-def _execute(job: str, executor: str, instance):
-    """Run ``job`` in this process, or with one process per step (the deployed executor)."""
+def missing_assets(job, instance) -> list:
+    """Asset keys of ``job`` that have no materialization yet (what a stopped run left undone)."""
+    return [key for key in sorted(job.asset_layer.asset_graph.get_all_asset_keys())
+            if job.asset_layer.has(key) and instance.get_latest_materialization_event(key) is None]
+
+
+def _execute(job: str, executor: str, instance, selection: list | None = None):
+    """Run ``job`` (or its ``selection``) in this process, or one process per step (as deployed)."""
     import dagster as dg
 
     from pipeline.definitions import defs
 
     if executor == "in_process":
-        return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+        return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                            asset_selection=selection)
     recon = dg.build_reconstructable_job("pipeline.definitions", "job_named", (job,))
-    return dg.execute_job(recon, instance=instance, raise_on_error=False)
+    return dg.execute_job(recon, instance=instance, raise_on_error=False, asset_selection=selection)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -88,7 +96,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         for run_id in release_dead_runs(instance):
             print(f"run {run_id} was killed: marked failed, its pool slots freed", file=sys.stderr)
-        result = _execute(args.job, args.executor, instance)
+        selection = None
+        if args.missing:
+            selection = missing_assets(defs.resolve_job_def(args.job), instance)
+            if not selection:
+                print(f"Nothing to do: every asset of '{args.job}' is materialized.")
+                return 0
+            print(f"Materializing {len(selection)} missing assets: "
+                  + ", ".join(k.to_user_string() for k in selection))
+        result = _execute(args.job, args.executor, instance, selection)
         elapsed = time.time() - started
         if not result.success:
             for event in result.all_events:
@@ -149,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--executor", choices=("in_process", "multiprocess"), default="in_process",
                       help="in_process (default: fastest on a small machine) or multiprocess "
                       "(one process per step, CPU steps in parallel, as deployed)")
+    demo.add_argument("--missing", action="store_true",
+                      help="only the job's assets that were never materialized")
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("where", help="print the latest version folder of every asset").set_defaults(func=cmd_where)
     gc = sub.add_parser("gc", help="remove versions no latest materialization references")

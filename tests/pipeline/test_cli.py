@@ -53,6 +53,8 @@ def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp
     root = tmp_path / "storage"
     # An orphan version (as if left by an older run) is removed; referenced ones stay.
     orphan = storage.write(root, ["raw_sources"], storage.FileTree(PROJECT_ROOT / "configs"))
+    again = _run(["demo", "--missing"], env)  # nothing left undone: no second run
+    assert again.returncode == 0 and "Nothing to do" in again.stdout, again.stderr[-2000:]
     where = _run(["where"], env)
     assert "raw_sources" in where.stdout
     gc = _run(["gc"], env)
