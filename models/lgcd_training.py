@@ -12,6 +12,7 @@ negatives of the target domain). Early stopping watches NDCG@10.
 """
 
 import os
+import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,12 @@ def train_lgcd(model: LGCD, batches: TrainBatches, evaluate: Evaluate,
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(cfg.seed)
         if last is not None and last.exists():
-            ckpt = torch.load(last, map_location="cpu", weights_only=False)
+            # weights_only: the resume folder is a file on disk like any other, so untrusted
+            try:
+                ckpt = torch.load(last, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as exc:
+                raise ValueError(f"checkpoint {last} holds objects other than tensors and plain "
+                                 "data; refused (delete it to start over)") from exc
             if ckpt["config"] != cfg.to_dict():
                 raise ValueError(f"checkpoint {last} was written with another LGCD config; "
                                  "delete it to start over")

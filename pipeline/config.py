@@ -137,7 +137,8 @@ def load_dataset_config(path: Path) -> DatasetConfig:
     except (TypeError, ValueError) as exc:
         raise fail(f"embedding: {exc}") from exc
     try:
-        encoder = EncoderTrainConfig(**(raw.get("encoder") or {}))
+        # the dataset seed seeds pretraining too, unless the section sets its own
+        encoder = EncoderTrainConfig(**{"seed": int(raw.get("seed", 0)), **(raw.get("encoder") or {})})
     except (TypeError, ValueError) as exc:
         raise fail(f"encoder: {exc}") from exc
     generation_raw = dict(raw.get("generation") or {})

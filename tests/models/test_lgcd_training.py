@@ -114,6 +114,17 @@ def test_checkpoint_from_another_config_is_refused(problem, tmp_path):
                    checkpoint_dir=tmp_path)
 
 
+class _Payload:
+    """Any class: a pickle that references one must never be loaded."""
+
+
+def test_resume_checkpoint_carrying_objects_is_refused(problem, tmp_path):
+    torch.save({"config": CFG.to_dict(), "payload": _Payload()}, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="objects other than tensors"):
+        train_lgcd(build(problem, CFG), TrainBatches(problem[0], CFG), evaluator(problem),
+                   checkpoint_dir=tmp_path)
+
+
 def test_candidate_evaluator_samples_valid_candidates(problem):
     ev = CandidateEvaluator(problem[1], problem[3], n_negatives=10, seed=0)
     for row, cand in zip(problem[1], ev.candidates, strict=True):

@@ -35,3 +35,9 @@ def test_amazon_format_requires_paths(tmp_path):
     path = write_demo_yaml(tmp_path, format="amazon2018")
     with pytest.raises(ConfigError, match="domains.A needs 'reviews' and 'meta'"):
         load_dataset_config(path)
+
+
+def test_the_dataset_seed_seeds_encoder_pretraining_unless_set(tmp_path):
+    assert load_dataset_config(write_demo_yaml(tmp_path, seed=7)).encoder.seed == 7
+    own = write_demo_yaml(tmp_path, seed=7, encoder={"seed": 3, "epochs": 2})
+    assert load_dataset_config(own).encoder.seed == 3
