@@ -36,6 +36,7 @@ from models.schema import QUARANTINE
 from models.sources import SourceError
 
 BLOCK_BYTES = 16 << 20  # decompressed bytes per block
+MAX_LINE_BYTES = 16 << 20  # a line longer than this is cut (then quarantined as invalid_json)
 RECORD_CAP = 2000  # characters of an offending line kept in quarantine
 _LITERAL_CAP = 1 << 20  # longest line handed to ast.literal_eval
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -124,12 +125,22 @@ def _check_file(path: Path) -> None:
         raise SourceError(f"raw file {path} is empty")
 
 
-def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+def _skip_rest_of_line(fh, limit: int) -> None:
+    """Discard the rest of the current line (through its newline or to the end of the file)."""
+    rest = fh.readline(limit)
+    while rest and not rest.endswith(b"\n"):
+        rest = fh.readline(limit)
+
+
+def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES,
+                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
     """Yield blocks of whole lines (each ends with a newline); decompresses in a thread.
 
     A truncated or corrupt gzip stream raises :class:`SourceError` naming the file
     (only when it is reached, so callers must not publish anything before the
-    iterator is exhausted).
+    iterator is exhausted). A line is completed by at most ``max_line_bytes`` more
+    bytes and the rest of it is skipped, so one huge line (a corrupt dump) cannot
+    exhaust memory; the cut line fails to parse and is quarantined.
     """
     path = Path(path)
     _check_file(path)
@@ -152,7 +163,9 @@ def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
                     if not data:
                         break
                     if not data.endswith(b"\n"):  # complete the last line (one copy)
-                        data += fh.readline()
+                        data += fh.readline(max_line_bytes)
+                        if not data.endswith(b"\n"):
+                            _skip_rest_of_line(fh, max_line_bytes)
                     put(data if data.endswith(b"\n") else data + b"\n")
             put(_END)
         except BaseException as exc:  # handed to the consumer, which names the file

@@ -135,6 +135,19 @@ def test_2018_meta_python_literal_lines_are_accepted(tmp_path):
         ("I1", "Tea", ["Food", "Tea"], None), ("I2", "Pot", None, ["a lone string"])]
 
 
+def test_one_huge_line_is_cut_not_buffered(tmp_path):
+    """A corrupt dump may hold a line of gigabytes; the reader keeps at most a block plus a cap."""
+    huge = b'{"reviewerID": "' + b"x" * (3 << 20) + b'"}'
+    path = write(tmp_path / "r.json.gz", [review("U1"), huge, review("U2")])
+    blocks = list(iter_blocks(path, block_bytes=64 << 10, max_line_bytes=64 << 10))
+    assert max(len(b) for b in blocks) <= (128 << 10) + 1
+    lines = b"".join(blocks).splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["reviewerID"] == "U2"
+    chunk = parse_block(b"".join(blocks), 1, SPEC18, str(path))
+    assert chunk.frame["user"].to_list() == ["U1", "U2"]
+    assert chunk.quarantine["reason"].to_list() == ["invalid_json"]
+
+
 def test_truncated_gzip_stops_with_the_file_named(tmp_path):
     path = write(tmp_path / "r.json.gz", [review(f"U{i}") for i in range(2000)])
     path.write_bytes(path.read_bytes()[:-200])
