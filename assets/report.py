@@ -15,7 +15,6 @@ from assets import groups
 from assets.evaluation import PROTOCOL
 from assets.sweep import ASSET as SWEEP_ASSET
 from models.eval_plan import model_name
-from models.lgcd_config import ABLATIONS
 from models.report import (
     best_baseline,
     domain_names,
@@ -31,6 +30,7 @@ from models.report import (
     sweep_metrics,
     table1_markdown,
     table3_markdown,
+    table3_models,
     table_all_cutoffs_markdown,
 )
 from models.report_plots import metric_bars_png, sensitivity_png
@@ -58,8 +58,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     has_sweep = ev.sweep is not None
     ins = {"sweep": dg.AssetIn(key=SWEEP_ASSET)} if has_sweep else {}
     names = domain_names(cfg.domain_categories())
-    table3 = [model_name(v.name) for v in cfg.lgcd.variants if v.preset in ABLATIONS
-              and (v.name == "full" or not v.overrides)]
+    table3 = table3_models(cfg.lgcd.variants)
     others = [model_name(v.name) for v in cfg.lgcd.variants if model_name(v.name) not in table3]
     # the published numbers are for the LLMCDSR release of Food-Kitchen, not for other splits
     compare = cfg.format == "llmcdsr" and is_food_kitchen(cfg.domain_categories())

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from models.eval_plan import model_name
 from models.evaluation import metric_rows
+from models.lgcd_config import ABLATIONS
 from models.metrics import KS, ndcg_per_user, ranking_metrics
 from models.paper_results import (
     PAPER_NAMES,
@@ -117,6 +119,19 @@ def table3_markdown(summary: pl.DataFrame, variants: Sequence[str], domain_names
     """Table 3 layout: LGCD variants by rows; HR@5 and NDCG@5 per target domain."""
     columns = [(d, m) for d in ("A", "B") for m in TABLE3_METRICS]
     return _markdown_table(summary, variants, columns, domain_names, split)
+
+
+TRAINING_BUDGET = frozenset({"epochs", "patience"})
+
+
+def table3_models(variants: Sequence) -> list[str]:
+    """Result-table names of the configured variants that are Table 3 rows.
+
+    A row is an ablation preset as the paper defines it; only the training budget (epochs,
+    patience) may be overridden, which changes how long it trains, not what it is.
+    """
+    return [model_name(v.name) for v in variants if v.preset in ABLATIONS
+            and (v.name == "full" or set(v.overrides) <= TRAINING_BUDGET)]
 
 
 def paper_comparison(summary: pl.DataFrame, split: str = "test") -> pl.DataFrame:

@@ -32,7 +32,8 @@ def _config(template):
     lgcd = dataclasses.replace(cfg.lgcd, model=dataclasses.replace(cfg.lgcd.model, epochs=1, patience=1),
                                variants=cfg.lgcd.variants[:2])
     # one seed, no sweep: the downstream set still reaches the report, at a fraction of the trainings
-    ev = dataclasses.replace(cfg.evaluation, seeds=(0,), variant_seeds=None, sweep=None)
+    ev = dataclasses.replace(cfg.evaluation, seeds=(0,), variant_seeds=None, sweep=None,
+                             baselines=("popularity",))
     return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd, evaluation=ev)
 
 

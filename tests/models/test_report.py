@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from models.evaluation import RANK_SCHEMA
+from models.lgcd_pipeline import VariantSpec
 from models.paper_results import TABLE1_FOOD_KITCHEN
 from models.report import (
     best_baseline,
@@ -19,6 +20,7 @@ from models.report import (
     sweep_metrics,
     table1_markdown,
     table3_markdown,
+    table3_models,
 )
 from models.report_plots import metric_bars_png, sensitivity_png
 
@@ -110,3 +112,11 @@ def test_published_tables_are_reproduced_verbatim():
     md = paper_tables_markdown(NAMES)
     assert "| LGCD | 0.2800 | 0.4000 | 0.1805 | 0.2190 | 0.3093 | 0.3893 | 0.2140 | 0.2397 |" in md
     assert "| w/o Overlap Diffusion | 0.0900 | 0.0584 | 0.0549 | 0.0353 |" in md
+
+
+def test_table3_rows_are_ablation_presets_whose_overrides_are_only_a_training_budget():
+    variants = (VariantSpec("full"), VariantSpec("wo_moe", "wo_moe"),
+                VariantSpec("wo_overlap_cyclic", "wo_overlap_cyclic", {"epochs": 8, "patience": 3}),
+                VariantSpec("wo_diffusion_t50", "wo_diffusion", {"T": 50}),
+                VariantSpec("cond_linear", "cond_linear"))
+    assert table3_models(variants) == ["lgcd", "lgcd_wo_moe", "lgcd_wo_overlap_cyclic"]
