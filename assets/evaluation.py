@@ -117,10 +117,19 @@ def _lgcd_ranks_asset(cfg: DatasetConfig, model: str, reps: list[Replica]) -> dg
     return lgcd_ranks
 
 
+def _replicas_by_model(cfg: DatasetConfig) -> dict[str, list[Replica]]:
+    """Result-table model name -> the trained LGCD model to rank on each evaluation seed."""
+    ev = cfg.evaluation
+    by_model: dict[str, list[Replica]] = {}
+    for r in replicas(cfg.lgcd, ev.seeds, ev.variant_seeds):
+        by_model.setdefault(r.model, []).append(r)
+    return by_model
+
+
 def rank_asset_names(cfg: DatasetConfig) -> list[str]:
     """Every ``ranks_*`` asset that feeds ``evaluation``: baselines, then LGCD variants."""
-    lgcd_models = dict.fromkeys(r.model for r in replicas(cfg.lgcd, cfg.evaluation.seeds, cfg.evaluation.variant_seeds))
-    return [f"ranks_{b}" for b in cfg.evaluation.baselines] + [f"ranks_{m}" for m in lgcd_models]
+    return ([f"ranks_{b}" for b in cfg.evaluation.baselines]
+            + [f"ranks_{m}" for m in _replicas_by_model(cfg)])
 
 
 def _evaluation_asset(cfg: DatasetConfig) -> dg.AssetsDefinition:
@@ -149,9 +158,6 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     extra = extra_specs(cfg.lgcd, ev.seeds, ev.sweep, ev.variant_seeds)
     stage = dataclasses.replace(cfg.lgcd, variants=tuple(extra)) if extra else None
     extra_models = lgcd.build(dataclasses.replace(cfg, lgcd=stage)) if stage else []
-    by_model: dict[str, list[Replica]] = {}
-    for r in replicas(cfg.lgcd, ev.seeds, ev.variant_seeds):
-        by_model.setdefault(r.model, []).append(r)
     return [_candidates_asset(cfg), *extra_models,
-            *[_lgcd_ranks_asset(cfg, m, reps) for m, reps in by_model.items()],
+            *[_lgcd_ranks_asset(cfg, m, reps) for m, reps in _replicas_by_model(cfg).items()],
             _evaluation_asset(cfg)]
