@@ -34,18 +34,23 @@ def keyed(result: dg.MaterializeResult, key: str) -> dg.MaterializeResult:
                                 data_version=result.data_version, metadata=result.metadata)
 
 
-def domain_files(manifest: pl.DataFrame) -> list[ingest.DomainFiles]:
-    """List the (reviews, meta) files of each domain from the raw_sources manifest."""
+def domain_files(manifest: pl.DataFrame, root: Path) -> list[ingest.DomainFiles]:
+    """List the (reviews, meta) files of each domain from the raw_sources manifest.
+
+    Relative paths (the generated demo corpus) are under the storage ``root``.
+    """
     files = []
     for domain in ("A", "B"):
         listed = manifest.filter(pl.col("domain") == domain).iter_rows(named=True)
         rows = {r["role"]: r for r in listed}
         files.append(ingest.DomainFiles(domain, Path(rows["reviews"]["path"]),
-                                        Path(rows["meta"]["path"]), rows["reviews"]["format"]))
+                                        Path(rows["meta"]["path"]), rows["reviews"]["format"],
+                                        base=root))
     return files
 
 
-def _tables(cfg: DatasetConfig, manifest: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], dict]:
+def _tables(cfg: DatasetConfig, manifest: pl.DataFrame,
+            root: Path) -> tuple[dict[str, pl.DataFrame], dict]:
     if cfg.format == "llmcdsr":
         release_dir = Path(manifest["path"][0]).parent
         release = llmcdsr.import_release(release_dir, cfg.history_policy)
@@ -53,7 +58,7 @@ def _tables(cfg: DatasetConfig, manifest: pl.DataFrame) -> tuple[dict[str, pl.Da
                   "quarantine": release.quarantine}
         stats = {"table2": llmcdsr.table2(release), "release_dir": str(release_dir)}
         return tables, stats
-    result = ingest.ingest_pair(domain_files(manifest))
+    result = ingest.ingest_pair(domain_files(manifest, root))
     tables = {"interactions": result.interactions, "items": result.items,
               "quarantine": result.quarantine}
     return tables, ingest.summary(result)
@@ -73,7 +78,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
                       raw_sources: pl.DataFrame):
         """Read the raw files once into interactions, items and quarantine."""
         with user_errors(UnusableDataError):
-            tables, stats = _tables(cfg, raw_sources)
+            tables, stats = _tables(cfg, raw_sources, store.path())
         quarantine = tables["quarantine"]
         reasons = dict(quarantine.group_by("reason").len().sort("reason").iter_rows())
         if quarantine.height:

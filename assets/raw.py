@@ -24,12 +24,17 @@ LLMCDSR_FILES = ("num.txt", "instance_num.txt", "item_set_A.pkl", "item_set_B.pk
 
 
 def _source_rows(cfg: DatasetConfig, store: VersionStore, log) -> list[dict]:
-    """(domain, role, path) of every input file, generating the demo corpus if needed."""
+    """(domain, role, path) of every input file, generating the demo corpus if needed.
+
+    The demo corpus path is relative to the storage root, so that the manifest's version
+    is the same wherever storage lives (user files keep their absolute paths).
+    """
     if cfg.format == "synthetic":
         scratch = store.scratch()
         truth = synthetic.generate(cfg.synthetic, scratch)
-        folder = storage.write(store.path(), ["demo_corpus"], storage.FileTree(scratch)) / "files"
-        log.info(f"demo corpus: {truth.n_reviews_written} reviews in {folder}")
+        written = storage.write(store.path(), ["demo_corpus"], storage.FileTree(scratch)) / "files"
+        log.info(f"demo corpus: {truth.n_reviews_written} reviews in {written}")
+        folder = written.relative_to(store.path())
         fmt = "amazon2018"
         return [
             {"domain": key, "role": role, "format": fmt,
@@ -56,7 +61,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         with user_errors():
             rows = _source_rows(cfg, store, context.log)
             for row in rows:
-                row["fingerprint"] = fingerprint_file(row["path"])
+                row["fingerprint"] = fingerprint_file(store.path() / row["path"])
         manifest = pl.DataFrame(rows)
         return store.publish(manifest, dataset=cfg.name, format=cfg.format,
                              files=dg.MetadataValue.json(rows))

@@ -24,16 +24,26 @@ FORMATS = ("amazon2018", "amazon2023")
 
 @dataclass(frozen=True)
 class DomainFiles:
-    """The two raw files of one domain and their format (``amazon2018`` | ``amazon2023``)."""
+    """The two raw files of one domain and their format (``amazon2018`` | ``amazon2023``).
+
+    ``reviews``/``meta`` name the files in quarantine rows. Relative names are read from
+    ``base``: the generated demo corpus is named relative to the storage root, so that its
+    quarantine rows (and their data version) do not depend on where storage lives.
+    """
 
     domain: str
     reviews: Path
     meta: Path
     format: str
+    base: Path | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"format={self.format!r}; allowed {sorted(FORMATS)}")
+
+    def location(self, name: Path) -> Path:
+        """Where the file named ``name`` is read from."""
+        return name if self.base is None else self.base / name
 
 
 @dataclass
@@ -145,11 +155,12 @@ def normalize_items(meta: pl.DataFrame, domain: str,
 
 def ingest_domain(files: DomainFiles, now: int, block_bytes: int) -> Ingested:
     """One domain's interactions and items; raises SourceError for unusable files."""
-    reviews = read_records(files.reviews, review_spec(files.format, now), block_bytes)
+    reviews = read_records(files.location(files.reviews), review_spec(files.format, now),
+                           block_bytes, source=str(files.reviews))
     frame, duplicates = drop_duplicate_reviews(reviews.frame, str(files.reviews))
     reviewed = frame["item"].unique().implode()
-    meta = read_records(files.meta, meta_spec(files.format), block_bytes,
-                        keep=pl.col("item").is_in(reviewed))
+    meta = read_records(files.location(files.meta), meta_spec(files.format), block_bytes,
+                        keep=pl.col("item").is_in(reviewed), source=str(files.meta))
     items, meta_bad = normalize_items(meta.frame, files.domain, str(files.meta))
     orphan = ~pl.col("item").is_in(items["item"].implode())
     orphans = _set_aside(frame.filter(orphan), str(files.reviews), "item_without_metadata",

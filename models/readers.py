@@ -368,12 +368,13 @@ def parse_block(block: bytes, first: int, spec: RecordSpec, source: str) -> Chun
 
 
 def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
-                 keep: pl.Expr | None = None) -> ReadResult:
+                 keep: pl.Expr | None = None, source: str | None = None) -> ReadResult:
     """Read a whole file block by block; ``keep`` filters rows per block (bounds memory).
 
-    A file without a single valid record is an error, not an empty table.
+    Quarantine rows name the file as ``source`` (default: ``path``). A file without a single
+    valid record is an error, not an empty table.
     """
-    source = str(path)
+    source = str(path) if source is None else source
     frames, bad = [], []
     lines = blocks = fallback = 0
     for block in iter_blocks(Path(path), block_bytes):

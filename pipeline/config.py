@@ -119,12 +119,14 @@ def load_dataset_config(path: Path) -> DatasetConfig:
     if policy not in ("strict", "full"):
         raise fail(f"history_policy={policy!r}; allowed ['strict', 'full']")
     synthetic_raw = raw.get("synthetic") or {}
+    # the dataset seed also seeds the corpus, pretraining, LLM sampling, pseudo-item insertion
+    # and LGCD, unless a section sets its own ``seed``
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise fail(f"seed={seed!r}; must be an integer")
     try:
-        synthetic = SyntheticConfig(
-            **synthetic_raw,
-            seed=int(raw.get("seed", 0)),
-            domains=(domains["A"].category, domains["B"].category),
-        )
+        synthetic = SyntheticConfig(**{"seed": seed, **synthetic_raw,
+                                       "domains": (domains["A"].category, domains["B"].category)})
     except (TypeError, ValueError) as exc:
         raise fail(f"synthetic: {exc}") from exc
     release = _resolve(base, raw.get("release_dir"))
@@ -137,8 +139,7 @@ def load_dataset_config(path: Path) -> DatasetConfig:
     except (TypeError, ValueError) as exc:
         raise fail(f"embedding: {exc}") from exc
     try:
-        # the dataset seed seeds pretraining too, unless the section sets its own
-        encoder = EncoderTrainConfig(**{"seed": int(raw.get("seed", 0)), **(raw.get("encoder") or {})})
+        encoder = EncoderTrainConfig(**{"seed": seed, **(raw.get("encoder") or {})})
     except (TypeError, ValueError) as exc:
         raise fail(f"encoder: {exc}") from exc
     generation_raw = dict(raw.get("generation") or {})
@@ -147,12 +148,12 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         if value.startswith((".", "~")) or "/" in value:
             generation_raw[key] = str(_resolve(base, value))
     try:
-        generation = GenerationConfig(**generation_raw)
+        generation = GenerationConfig(**{"seed": seed, **generation_raw})
     except (TypeError, ValueError) as exc:
         raise fail(f"generation: {exc}") from exc
     grounding_raw = dict(raw.get("grounding") or {})
     try:
-        grounding = GroundingConfig(**{**grounding_raw,
+        grounding = GroundingConfig(**{"seed": seed, **grounding_raw,
                                        "index": IndexConfig(**(grounding_raw.get("index") or {}))})
     except (TypeError, ValueError) as exc:
         raise fail(f"grounding: {exc}") from exc
@@ -161,7 +162,7 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         raise fail(f"lgcd must be a mapping, got {lgcd_raw!r}")
     try:  # sized to the encoders; nK defaults to what the grounding stage retrieves
         lgcd = LGCDStageConfig.from_mapping(lgcd_raw, {"d": encoder.d, "max_len": encoder.max_len,
-                                                       "n_k": grounding.n_k, "seed": int(raw.get("seed", 0))})
+                                                       "n_k": grounding.n_k, "seed": seed})
     except (TypeError, ValueError) as exc:
         raise fail(f"lgcd: {exc}") from exc
     for spec in lgcd.variants:
@@ -185,7 +186,7 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         window_days=window,
         k_core=k,
         train_fraction=float(frac),
-        seed=int(raw.get("seed", 0)),
+        seed=seed,
         release_dir=release,
         history_policy=policy,
         synthetic=synthetic,

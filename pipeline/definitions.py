@@ -1,4 +1,4 @@
-"""The one ``Definitions`` of this code location: assets, checks, resources, jobs, schedules.
+"""The one ``Definitions`` of this code location: assets, checks, resources, jobs, schedules, sensors.
 
 The dataset pair comes from ``$LGCD_DATASET`` (default ``demo``); see README.md.
 ``build_definitions`` is also what tests call with their own config and storage.
@@ -30,6 +30,7 @@ from pipeline.executors import build_executor
 from pipeline.io_managers import VersionedIOManager, VersionStore
 from pipeline.jobs import evaluate, full_rebuild, pseudo_refresh
 from pipeline.jobs import sweep as sweep_job
+from pipeline.recovery import release_dead_runs_sensor
 from pipeline.schedules import weekly_full_rebuild
 
 
@@ -52,6 +53,7 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
                    "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(settings.PROJECT_ROOT))},
         jobs=[full_rebuild, pseudo_refresh, evaluate, sweep_job],
         schedules=[weekly_full_rebuild],
+        sensors=[release_dead_runs_sensor],
         executor=build_executor(executor, assets),
     )
 

@@ -3,12 +3,15 @@
 Dagster frees a step's ``pool`` slot when the step ends. A run process killed with SIGKILL
 (the OOM killer, ``kill -9``, a lost machine) never ends its steps: the run stays STARTED and
 keeps the ``gpu`` slot (``pipeline/dagster.yaml`` allows one), so every later GPU step waits
-"blocked by limit for pool gpu" forever. Dagster's run monitoring only watches runs that its
-daemon launched. On a local (SQLite) instance every run process lives on this machine, so a
-run that holds slots while none of its processes is alive is marked failed and its slots are
-freed. Found by tests/pipeline/test_crash_resume.py.
+"blocked by limit for pool gpu" forever. Dagster's run monitoring cannot tell that a run
+worker of the DefaultRunLauncher died. On a local (SQLite) instance every run process lives on
+this machine, so a run that holds slots while none of its processes is alive is marked failed
+and its slots are freed: before every CLI run, and every minute by the ``release_dead_runs``
+sensor for runs launched from the UI (the daemon of ``dagster dev`` evaluates it). Found by
+tests/pipeline/test_crash_resume.py.
 """
 
+import dagster as dg
 import psutil
 from dagster import DagsterInstance
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -54,3 +57,14 @@ def release_dead_runs(instance: DagsterInstance) -> list[str]:
         storage.free_concurrency_slots_for_run(run_id)
         released.append(run_id)
     return released
+
+
+@dg.sensor(name="release_dead_runs", minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Frees the pool slots of runs whose processes were killed (pipeline/recovery.py); "
+                       "launches nothing.")
+def release_dead_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    released = release_dead_runs(context.instance)
+    if released:
+        context.log.warning(f"marked failed and freed the pool slots of killed runs: {released}")
+    return dg.SkipReason(f"released killed runs {released}" if released else "no killed run holds a slot")

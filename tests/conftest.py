@@ -1,6 +1,12 @@
-"""Shared fixtures: a tiny demo config, a temporary storage root and Dagster instance."""
+"""Shared fixtures: tiny demo configs, temporary storage roots and Dagster instances.
+
+``tiny_pipeline`` runs the whole asset graph once per session (a few minutes of CPU); the
+LGCD, crash-resume and determinism tests build on that one run instead of each making its own.
+"""
 
 import dataclasses
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +36,103 @@ def write_demo_yaml(tmp_path: Path, drop: tuple[str, ...] = (), **over) -> Path:
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(base))
     return path
+
+
+# every stage at its smallest: ~100 overlap users (13 valid); the LLM runs for real (transformers
+# backend, 4 users per direction, 2 prompts a chunk); 1-epoch encoders; a 4-epoch d=16 LGCD;
+# evaluation on one seed against popularity, item-KNN and a 1-epoch SASRec
+TINY = {
+    "synthetic": {"n_reviews": 8000, "overlap_fraction": 0.5, "n_themes": 8},
+    "generation": {"backend": "transformers", "max_users_per_direction": 4, "max_tokens": 16,
+                   "chunk_size": 2},
+    "encoder": {"d": 16, "n_heads": 2, "n_layers": 1, "epochs": 1, "patience": 1, "device": "cpu"},
+    "lgcd": {"T": 10, "batch_size": 32, "overlap_batch_size": 8, "epochs": 4, "patience": 4,
+             "variants": ["full"], "device": "cpu", "threads": 1, "valid_negatives": 50},
+    "evaluation": {"seeds": [0], "baselines": ["popularity", "item_knn", "sasrec"],
+                   "sequential": {"d": 16, "n_layers": 1, "epochs": 1, "patience": 1}},
+}
+# metadata that two identical runs may not share: where storage lives, wall-clock figures
+# (names ending in _s or _seconds, e.g. tokens_per_s, train_seconds) and the per-epoch tables
+# (their metrics are also in the curves, but they hold a seconds column)
+UNREPRODUCIBLE_NAMES = frozenset({"path", "epochs"})
+
+
+def reproducible(name: str) -> bool:
+    return name not in UNREPRODUCIBLE_NAMES and not name.endswith(("_s", "_seconds"))
+
+
+def write_tiny_yaml(folder: Path, seed: int = 0, **sections: dict) -> Path:
+    """configs/demo.yaml cut down to :data:`TINY`, with ``seed`` and keys added to ``sections``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    merged = {name: {**TINY.get(name, {}), **sections.get(name, {})} for name in {*TINY, *sections}}
+    return write_demo_yaml(folder, seed=seed, **merged)
+
+
+def open_instance(home: Path) -> dg.DagsterInstance:
+    """The persistent instance under ``home``, created with the project's dagster.yaml.
+
+    Persistent rather than ``instance_for_test``: child processes (the crash tests) open it too.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").is_file():
+        shutil.copy(settings.PROJECT_ROOT / "pipeline" / "dagster.yaml", home / "dagster.yaml")
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def materialize(cfg: DatasetConfig, root: Path, instance: dg.DagsterInstance,
+                selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:
+    """Run ``selection`` in process (failures are returned, not raised)."""
+    from pipeline.definitions import build_definitions
+
+    defs = build_definitions(cfg, root, executor="in_process")
+    job = dg.define_asset_job("test_selection", selection=selection)
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    return defs.resolve_job_def("test_selection").execute_in_process(instance=instance,
+                                                                     raise_on_error=False)
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """asset -> {"data_version": ..., metadata name: value} of one run, if ``reproducible``."""
+    facts = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        facts[mat.asset_key.to_user_string()] = {
+            "data_version": mat.tags["dagster/data_version"],
+            **{k: v.value for k, v in mat.metadata.items() if reproducible(k)}}
+    return facts
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One materialization of every asset: its YAML, storage root, instance home and facts."""
+
+    config: Path
+    root: Path
+    home: Path
+    facts: dict[str, dict]  # as recorded by the run itself, whatever later tests add
+
+    def instance(self) -> dg.DagsterInstance:
+        return open_instance(self.home)
+
+
+def run_everything(config: Path, folder: Path) -> PipelineRun:
+    """Materialize every asset of ``config`` into a fresh instance and root under ``folder``."""
+    with open_instance(folder / "home") as instance:
+        result = materialize(load_dataset_config(config), folder / "storage", instance,
+                             dg.AssetSelection.all())
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return PipelineRun(config, folder / "storage", folder / "home", materialized(result))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> PipelineRun:
+    """The whole graph of :data:`TINY`, once per session.
+
+    Tests that use it may materialize more (other variants, a killed and resumed stage), so
+    each reads what it needs through ``facts`` or checks what holds whatever ran before it.
+    """
+    folder = tmp_path_factory.mktemp("tiny_pipeline")
+    return run_everything(write_tiny_yaml(folder), folder)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
-"""LGCD through the pipeline: the small demo from raw files to trained checkpoints.
+"""LGCD through the pipeline: the tiny demo from raw files to trained checkpoints.
 
-One upstream run (module fixture; the LLM runs for real with the transformers backend on 4
-users per direction) feeds two checks: the checkpoint round-trips into a model that scores
-candidates and reproduces its validation NDCG@10; every configured variant materializes as
-its own asset. Resuming a killed training is tests/pipeline/test_crash_resume.py (SIGKILL).
+The session's one run of the whole graph (``tiny_pipeline`` in tests/conftest.py; the LLM runs
+for real with the transformers backend on 4 users per direction) feeds two checks: the
+checkpoint round-trips into a model that scores candidates and reproduces its validation
+NDCG@10; every configured variant materializes as its own asset. Resuming a killed training is
+tests/pipeline/test_crash_resume.py (SIGKILL).
 """
 
 import base64
@@ -17,42 +18,23 @@ import pytest
 
 from assets.lgcd import CACHE_DIR, asset_name
 from models import lgcd_pipeline
-from models.encoder_training import EncoderTrainConfig
-from models.lgcd_config import VARIANTS, LGCDConfig
+from models.lgcd_config import VARIANTS
 from models.lgcd_data import rows_from_records
-from models.lgcd_pipeline import LGCDStageConfig, VariantSpec, lgcd_from_checkpoint, score_rows
+from models.lgcd_pipeline import VariantSpec, lgcd_from_checkpoint, score_rows
 from models.lgcd_training import CandidateEvaluator
 from models.sequence_encoder import DomainEncoder
 from pipeline import storage
-from pipeline.definitions import build_definitions
-from tests.conftest import small_demo_config
+from pipeline.config import load_dataset_config
+from tests.conftest import materialize
 
-MODEL = LGCDConfig(d=16, T=10, batch_size=32, overlap_batch_size=8, epochs=4, patience=4)
-FULL = (VariantSpec("full"),)
 SWEEP = (VariantSpec("nk_3", overrides={"n_k": 3}), VariantSpec("overlap_50", overlap_ratio=0.5))
 
 
-def config(variants=FULL):
-    cfg = small_demo_config(n_reviews=8000, overlap_fraction=0.5)  # ~100 overlap users, 13 valid
-    gen = dataclasses.replace(cfg.generation, backend="transformers", max_users_per_direction=4,
-                              max_tokens=24, chunk_size=4)
-    enc = EncoderTrainConfig(d=16, n_heads=2, n_layers=1, epochs=1, patience=1, device="cpu")
-    lgcd = LGCDStageConfig(model=MODEL, variants=tuple(variants), device="cpu", threads=1,
-                           valid_negatives=50)
-    # the evaluation stage (issue 7) rides along in full_rebuild: keep it to one seed, no sweep
-    ev = dataclasses.replace(cfg.evaluation, seeds=(MODEL.seed,), sweep=None, baselines=("popularity",))
-    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd, evaluation=ev)
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """(instance, storage root) after one full_rebuild of the small demo."""
-    tmp = tmp_path_factory.mktemp("lgcd_e2e")
-    (tmp / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
-        defs = build_definitions(config(), tmp / "storage")
-        assert defs.resolve_job_def("full_rebuild").execute_in_process(instance=instance).success
-        yield instance, tmp / "storage"
+def built(tiny_pipeline):
+    """(instance, storage root, config) of the session's tiny run."""
+    with tiny_pipeline.instance() as instance:
+        yield instance, tiny_pipeline.root, load_dataset_config(tiny_pipeline.config)
 
 
 def latest(instance, key):
@@ -63,17 +45,9 @@ def load(instance, key):
     return storage.read(latest(instance, key).metadata["path"].value)
 
 
-def run_lgcd(instance, root, variants, names, raise_on_error=True):
-    defs = build_definitions(config(variants), root)
-    job = dg.define_asset_job("lgcd_only", selection=dg.AssetSelection.assets(*names))
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    return defs.resolve_job_def("lgcd_only").execute_in_process(instance=instance,
-                                                                raise_on_error=raise_on_error)
-
-
 @pytest.mark.slow
 def test_demo_checkpoint_round_trips_and_scores(built):
-    instance, _ = built
+    instance, _, cfg = built
     meta = latest(instance, "lgcd_model").metadata
     assert meta["train_overlap_rows"].value > 0 and meta["train_pseudo_rows"].value > 0
     assert meta["resumed_from"].value == -1 and meta["steps_per_s"].value > 0
@@ -95,7 +69,8 @@ def test_demo_checkpoint_round_trips_and_scores(built):
     again = CandidateEvaluator(valid, n_items, 50, k=10, seed=model.cfg.seed)(model)
     assert again["ndcg@10"] == pytest.approx(meta["val_ndcg10"].value, abs=1e-9)
     assert {f"ndcg@10/{r.direction}" for r in valid} <= set(again)
-    train, _ = lgcd_pipeline.training_rows(sequences, load(instance, "pseudo_sequences"), MODEL.n_k)
+    train, _ = lgcd_pipeline.training_rows(sequences, load(instance, "pseudo_sequences"),
+                                           cfg.lgcd.model.n_k)
     assert {(r.direction, r.kind) for r in train} == {(d, k) for d in ("AB", "BA")
                                                       for k in ("overlap", "pseudo")}
 
@@ -108,10 +83,11 @@ def test_demo_checkpoint_round_trips_and_scores(built):
 
 @pytest.mark.slow
 def test_every_configured_variant_materializes(built):
-    instance, root = built
+    instance, root, cfg = built
     specs = [VariantSpec(name, name) for name in VARIANTS if name != "full"] + list(SWEEP)
     names = [asset_name(s.name) for s in specs]
-    assert run_lgcd(instance, root, [VariantSpec("full"), *specs], names).success
+    more = dataclasses.replace(cfg, lgcd=dataclasses.replace(cfg.lgcd, variants=(VariantSpec("full"), *specs)))
+    assert materialize(more, root, instance, dg.AssetSelection.assets(*names)).success
     for spec in specs:
         meta = latest(instance, asset_name(spec.name)).metadata
         assert meta["variant"].value == spec.name and meta["epochs_run"].value >= 1

@@ -5,11 +5,10 @@ internal API, hence the pinned dagster version). In Dagster 1.13 staleness is
 not transitive: after the edit only ``pseudo_generations`` is stale (cause: new
 code version); materializing it and its downstream (the UI's "Materialize
 unsynced" / `--select 'pseudo_generations*'`) makes everything fresh again,
-without re-running any upstream asset. The LLM runs for real (transformers
-backend here for speed; the vLLM path runs in the demo end-to-end test).
+without re-running any upstream asset. The tiny demo (tests/conftest.py TINY) runs; its LLM
+runs for real (transformers backend for speed; the vLLM path runs in the demo end-to-end test).
 """
 
-import dataclasses
 import shutil
 
 import dagster as dg
@@ -18,23 +17,15 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 
 from models.pseudo import DEFAULT_TEMPLATE
+from pipeline.config import load_dataset_config
 from pipeline.definitions import build_definitions
-from tests.conftest import small_demo_config
+from tests.conftest import write_tiny_yaml
 
 PSEUDO_AND_DOWN = "pseudo_generations*"
 
 
-def _config(template):
-    cfg = small_demo_config()
-    gen = dataclasses.replace(cfg.generation, template=str(template), backend="transformers",
-                              max_users_per_direction=4, max_tokens=24, chunk_size=4)
-    enc = dataclasses.replace(cfg.encoder, epochs=1, patience=1)  # LGCD's d/max_len follow the encoder
-    lgcd = dataclasses.replace(cfg.lgcd, model=dataclasses.replace(cfg.lgcd.model, epochs=1, patience=1),
-                               variants=cfg.lgcd.variants[:2])
-    # one seed, no sweep: the downstream set still reaches the report, at a fraction of the trainings
-    ev = dataclasses.replace(cfg.evaluation, seeds=(0,), variant_seeds=None, sweep=None,
-                             baselines=("popularity",))
-    return dataclasses.replace(cfg, generation=gen, encoder=enc, lgcd=lgcd, evaluation=ev)
+def _config(folder, template):
+    return load_dataset_config(write_tiny_yaml(folder, generation={"template": str(template)}))
 
 
 def _stale(defs, instance) -> dict[str, list[str]]:
@@ -55,13 +46,13 @@ def _count(instance, key: str) -> int:
 def test_prompt_edit_marks_only_the_pseudo_stage(tmp_path, instance):
     template = tmp_path / "prompt.yaml"
     shutil.copy(DEFAULT_TEMPLATE, template)
-    defs = build_definitions(_config(template), tmp_path / "storage")
+    defs = build_definitions(_config(tmp_path, template), tmp_path / "storage")
     assert defs.resolve_job_def("full_rebuild").execute_in_process(instance=instance).success
     assert _stale(defs, instance) == {}
 
     template.write_text(template.read_text().replace("You are a shopping assistant.",
                                                      "You are a careful shopping assistant."))
-    defs = build_definitions(_config(template), tmp_path / "storage")  # "Reload definitions"
+    defs = build_definitions(_config(tmp_path, template), tmp_path / "storage")  # "Reload definitions"
     stale = _stale(defs, instance)
     assert list(stale) == ["pseudo_generations"]
     assert any("code version" in reason for reason in stale["pseudo_generations"])

@@ -1,11 +1,13 @@
 """The README's first command end to end, plus `where` and `gc`.
 
-The full demo runs inside a fresh network namespace (``unshare -rn``) with only
-loopback up: every model comes from local packages, and nothing at run time may
-open a network connection. It runs under the multiprocess executor (one process
-per step, the GPU pool serializing GPU steps), so the same run also proves that
-the deployed executor materializes the whole graph; the in-process path is what
-every other end-to-end test uses.
+``pipeline.cli demo`` runs inside a fresh network namespace (``unshare -rn``) with
+only loopback up: every model comes from local packages, and nothing at run time
+may open a network connection. It runs under the multiprocess executor (one
+process per step, the GPU pool serializing GPU steps), so the same run also proves
+that the deployed executor materializes the whole graph; the in-process path is
+what every other end-to-end test uses. The dataset is the tiny demo (tests/conftest.py
+TINY) with the demo's own LLM backend (vLLM when .venv-llm has it): every asset of
+the graph at a CI-sized cost. The full demo's scale is `make demo` (README).
 """
 
 import shutil
@@ -16,6 +18,7 @@ import pytest
 
 from pipeline import storage
 from pipeline.settings import PROJECT_ROOT
+from tests.conftest import write_tiny_yaml
 
 
 def _run(args, env, offline=False, **kw):
@@ -45,6 +48,7 @@ def env(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(not _can_isolate_network(), reason="needs `unshare -rn` (util-linux) to block the network")
 def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp_path):
+    env["LGCD_DATASET"] = str(write_tiny_yaml(tmp_path / "config", generation={"backend": "auto"}))
     out = _run(["demo", "--executor", "multiprocess"], env, offline=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout

@@ -14,6 +14,7 @@ def test_shipped_configs_load(name):
 @pytest.mark.parametrize(("override", "message"), [
     ({"format": "csv"}, "format='csv'"),
     ({"k_core": 0}, "k_core=0"),
+    ({"seed": "one"}, "seed='one'; must be an integer"),
     ({"train_fraction": 1.0}, "train_fraction=1.0"),
     ({"colour": "red"}, "unknown fields"),
     ({"synthetic": {"n_reviews": 5}}, "n_reviews=5 is out of range"),
@@ -37,7 +38,11 @@ def test_amazon_format_requires_paths(tmp_path):
         load_dataset_config(path)
 
 
-def test_the_dataset_seed_seeds_encoder_pretraining_unless_set(tmp_path):
-    assert load_dataset_config(write_demo_yaml(tmp_path, seed=7)).encoder.seed == 7
-    own = write_demo_yaml(tmp_path, seed=7, encoder={"seed": 3, "epochs": 2})
-    assert load_dataset_config(own).encoder.seed == 3
+def test_the_dataset_seed_seeds_every_stage_unless_a_section_sets_its_own(tmp_path):
+    cfg = load_dataset_config(write_demo_yaml(tmp_path, seed=7))
+    seeds = (cfg.synthetic.seed, cfg.encoder.seed, cfg.generation.seed, cfg.grounding.seed,
+             cfg.lgcd.model.seed)
+    assert seeds == (7, 7, 7, 7, 7)
+    own = load_dataset_config(write_demo_yaml(tmp_path, seed=7, encoder={"seed": 3, "epochs": 2},
+                                              generation={"seed": 4}, grounding={"seed": 5, "n_k": 20}))
+    assert (own.encoder.seed, own.generation.seed, own.grounding.seed) == (3, 4, 5)

@@ -1,7 +1,8 @@
 """Crash and resume with a real SIGKILL (reliability guarantee 1).
 
 A child process (tests/pipeline/crash_child.py) materializes one stage through Dagster into a
-persistent instance and storage root, upstream assets having been materialized in process. The
+persistent instance and storage root, upstream assets having been materialized in process (for
+(b) and (c), the session's tiny run of the whole graph, ``tiny_pipeline`` in conftest). The
 test watches from outside and kills the child and every process under it (the LLM worker) with
 SIGKILL, as an OOM killer or a lost node would:
 
@@ -40,7 +41,7 @@ from models import synthetic
 from pipeline import storage
 from pipeline.config import load_dataset_config
 from pipeline.settings import PROJECT_ROOT
-from tests.pipeline.crash_child import llm_lgcd_config, materialize, open_instance
+from tests.conftest import materialize, open_instance, write_tiny_yaml
 
 INGEST = ("interactions", "items", "quarantine")
 INGEST_REVIEWS = 100_000  # reading takes long enough (about a second) to be caught in the middle
@@ -48,8 +49,7 @@ POLL_S = 0.002
 KILL_POINT_TIMEOUT_S = 900  # generous: the machine may be busy; only a stuck child reaches it
 RERUN_TIMEOUT_S = 900
 METRIC_TOL = 1e-9
-LGCD_UPSTREAM = ((dg.AssetSelection.assets("lgcd_model").upstream() - dg.AssetSelection.assets("lgcd_model"))
-                 | dg.AssetSelection.assets("quarantine"))  # ingest is one multi-asset
+LGCD_EPOCHS = 40  # early stopping off (patience = epochs): a window of many epochs to kill in
 
 
 def spawn(config: str | Path, root: Path, home: Path, keys, log: Path) -> subprocess.Popen:
@@ -194,18 +194,22 @@ def test_sigkill_during_ingest_then_rerun_publishes_the_same_tables(pair, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory):
-    """(storage root, instance home) with everything LGCD needs materialized, uninterrupted."""
-    tmp = tmp_path_factory.mktemp("crash_llm_lgcd")
-    with open_instance(tmp / "home") as instance:
-        result = materialize(llm_lgcd_config(), tmp / "storage", instance, LGCD_UPSTREAM)
-        assert result.success
-    return tmp / "storage", tmp / "home"
+def upstream(tiny_pipeline, tmp_path_factory):
+    """(storage root, instance home, YAML) of the session's tiny run, whose LGCD trains 40 epochs.
+
+    Sampling stays on (the demo's temperature) and a chunk holds 2 prompts, so a resumed
+    generation only matches the uninterrupted one if each chunk's randomness does not depend on
+    the chunks before it. Only the lgcd section differs from the tiny run, so every upstream
+    version is the one already materialized.
+    """
+    config = write_tiny_yaml(tmp_path_factory.mktemp("crash_llm_lgcd"),
+                             lgcd={"epochs": LGCD_EPOCHS, "patience": LGCD_EPOCHS})
+    return tiny_pipeline.root, tiny_pipeline.home, config
 
 
 @pytest.mark.slow
 def test_sigkill_during_generation_resumes_from_finished_chunks(upstream, tmp_path):
-    root, home = upstream
+    root, home, config = upstream
     log = tmp_path / "child.log"
     with open_instance(home) as instance:
         reference = latest(instance, "pseudo_generations")
@@ -216,14 +220,14 @@ def test_sigkill_during_generation_resumes_from_finished_chunks(upstream, tmp_pa
     def finished_chunks() -> list[Path]:
         return sorted(cache.glob("*/chunks/chunk-*.jsonl"))
 
-    proc = spawn("llm_lgcd", root, home, ["pseudo_generations"], log)
+    proc = spawn(config, root, home, ["pseudo_generations"], log)
     kill_when(proc, lambda: bool(finished_chunks()), log)
     done = len(finished_chunks())
     assert 1 <= done < total, f"killed after {done} of {total} chunks: not in the middle"
     with open_instance(home) as instance:
         assert_nothing_partial(root, instance)
         assert count(instance, "pseudo_generations") == 1
-    rerun("llm_lgcd", root, home, ["pseudo_generations"], log)
+    rerun(config, root, home, ["pseudo_generations"], log)
     with open_instance(home) as instance:
         meta = latest(instance, "pseudo_generations")
         assert_nothing_partial(root, instance)
@@ -233,9 +237,9 @@ def test_sigkill_during_generation_resumes_from_finished_chunks(upstream, tmp_pa
 
 @pytest.mark.slow
 def test_sigkill_during_training_resumes_from_last_checkpoint(upstream, tmp_path):
-    root, home = upstream
+    root, home, config = upstream
     log = tmp_path / "child.log"
-    cfg = llm_lgcd_config()
+    cfg = load_dataset_config(config)
     with open_instance(home) as instance:
         assert materialize(cfg, root, instance, dg.AssetSelection.assets("lgcd_model")).success
         reference = latest(instance, "lgcd_model")
@@ -243,12 +247,12 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(upstream, tmp_path
     checkpoints = root / ".cache" / "lgcd"
     assert not list(checkpoints.glob("*/last.pt"))  # a published model leaves no resume point
 
-    proc = spawn("llm_lgcd", root, home, ["lgcd_model"], log)
+    proc = spawn(config, root, home, ["lgcd_model"], log)
     kill_when(proc, lambda: any(checkpoints.glob("*/last.pt")), log)
     with open_instance(home) as instance:
         assert_nothing_partial(root, instance)
         assert count(instance, "lgcd_model") == 1  # the killed run published nothing
-    rerun("llm_lgcd", root, home, ["lgcd_model"], log)
+    rerun(config, root, home, ["lgcd_model"], log)
     with open_instance(home) as instance:
         meta = latest(instance, "lgcd_model")
         assert_nothing_partial(root, instance)

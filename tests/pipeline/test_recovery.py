@@ -3,7 +3,8 @@
 Why: Dagster frees a pool slot when the step ends, which a SIGKILLed process never does; with
 the project's pool limit of one, the next GPU step of any run would wait forever (seen in
 tests/pipeline/test_crash_resume.py). A toy ``pool="gpu"`` asset that sleeps is materialized
-in a child process against an instance with the project's dagster.yaml, then killed.
+in a child process against an instance with the project's dagster.yaml, then killed; the
+``release_dead_runs`` sensor (what frees runs launched from the UI) gives the slot back.
 """
 
 import multiprocessing as mp
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.recovery import release_dead_runs
+from pipeline.recovery import release_dead_runs, release_dead_runs_sensor
 from pipeline.settings import PROJECT_ROOT
 
 
@@ -60,7 +61,8 @@ def test_a_killed_run_gives_back_its_gpu_slot_and_a_live_one_keeps_it(tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [run] = instance.get_runs()
         assert _claimed(instance) == 1 and run.status == dg.DagsterRunStatus.STARTED  # what the kill leaves
-        assert release_dead_runs(instance) == [run.run_id]
+        skip = release_dead_runs_sensor(dg.build_sensor_context(instance=instance))  # the daemon's tick
+        assert isinstance(skip, dg.SkipReason) and run.run_id in skip.skip_message
         assert _claimed(instance) == 0
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert dg.materialize([_gpu_asset(None)], instance=instance).success  # no longer blocked

@@ -137,6 +137,7 @@ def test_ui_shows_graph_jobs_schedule_and_metadata(server, tmp_path, request):
 
         _open(page, f"{server}/automation")
         page.get_by_text("weekly_full_rebuild", exact=True).first.wait_for()
+        page.get_by_text("release_dead_runs", exact=True).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "schedules.png"))
 
         _open(page, f"{server}/assets/sequences")
