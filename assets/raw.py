@@ -15,7 +15,7 @@ from models.sources import fingerprint_file
 from pipeline import storage
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
-from pipeline.io_managers import VersionStore
+from pipeline.io_managers import NEEDS, VersionStore
 from pipeline.versioning import code_version
 
 LLMCDSR_FILES = ("num.txt", "instance_num.txt", "item_set_A.pkl", "item_set_B.pkl", "text_A.pkl",
@@ -23,11 +23,12 @@ LLMCDSR_FILES = ("num.txt", "instance_num.txt", "item_set_A.pkl", "item_set_B.pk
                  "test.txt", "candidate_generate_A_icl.txt", "candidate_generate_B_icl.txt")
 
 
-def _source_rows(cfg: DatasetConfig, store: VersionStore, log) -> list[dict]:
-    """(domain, role, path) of every input file, generating the demo corpus if needed.
+def _source_rows(cfg: DatasetConfig, store: VersionStore, log) -> tuple[list[dict], list[str]]:
+    """(domain, role, path) of every input file, and the version folders the manifest needs.
 
-    The demo corpus path is relative to the storage root, so that the manifest's version
-    is the same wherever storage lives (user files keep their absolute paths).
+    The demo corpus is generated into a version folder of its own, named relative to the
+    storage root so that the manifest's version is the same wherever storage lives (user files
+    keep their absolute paths). That folder is listed so that ``gc`` keeps it.
     """
     if cfg.format == "synthetic":
         scratch = store.scratch()
@@ -41,12 +42,12 @@ def _source_rows(cfg: DatasetConfig, store: VersionStore, log) -> list[dict]:
              "path": str(folder / (f"{src.category}.json.gz" if role == "reviews"
                                    else f"meta_{src.category}.json.gz"))}
             for key, src in cfg.domains.items() for role in ("reviews", "meta")
-        ]
+        ], [str(folder.parent)]
     if cfg.format == "llmcdsr":
         return [{"domain": "AB", "role": name, "format": "llmcdsr", "path": str(cfg.release_dir / name)}
-                for name in LLMCDSR_FILES]
+                for name in LLMCDSR_FILES], []
     return [{"domain": key, "role": role, "format": cfg.format, "path": str(getattr(src, role))}
-            for key, src in cfg.domains.items() for role in ("reviews", "meta")]
+            for key, src in cfg.domains.items() for role in ("reviews", "meta")], []
 
 
 def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
@@ -59,11 +60,11 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     def raw_sources(context: dg.AssetExecutionContext, store: VersionStore) -> dg.MaterializeResult:
         """Manifest of the raw review and metadata files with their fingerprints."""
         with user_errors():
-            rows = _source_rows(cfg, store, context.log)
+            rows, needs = _source_rows(cfg, store, context.log)
             for row in rows:
                 row["fingerprint"] = fingerprint_file(store.path() / row["path"])
         manifest = pl.DataFrame(rows)
         return store.publish(manifest, dataset=cfg.name, format=cfg.format,
-                             files=dg.MetadataValue.json(rows))
+                             files=dg.MetadataValue.json(rows), **{NEEDS: dg.MetadataValue.json(needs)})
 
     return [raw_sources]

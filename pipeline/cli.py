@@ -45,9 +45,15 @@ def _latest_paths(defs, instance) -> dict[str, tuple[Path, dict]]:
     return out
 
 
-def referenced_paths(defs, instance) -> set[Path]:
-    """Every version folder that a latest materialization (per asset and partition) points to."""
+def referenced_paths(defs, instance, root: Path) -> set[Path]:
+    """Every version folder that a latest materialization (per asset and partition) points to.
+
+    Also the folders such a version reads (its ``needs`` metadata, relative to ``root``): the
+    demo corpus that the raw_sources manifest names.
+    """
     import dagster as dg
+
+    from pipeline.io_managers import NEEDS
 
     paths: set[Path] = set()
     for key in defs.resolve_asset_graph().get_all_asset_keys():
@@ -61,6 +67,7 @@ def referenced_paths(defs, instance) -> set[Path]:
                 meta = record.asset_materialization.metadata if record.asset_materialization else {}
                 if "path" in meta:
                     paths.add(Path(meta["path"].value))
+                paths.update(root / rel for rel in (meta[NEEDS].value if NEEDS in meta else []))
     return paths
 
 
@@ -147,7 +154,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     prepare_instance_home()
     root = storage.ensure_root(settings.storage_root_default())
     with dg.DagsterInstance.get() as instance:
-        keep = referenced_paths(defs, instance)
+        keep = referenced_paths(defs, instance, root)
     report = storage.collect_garbage(root, keep, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for path in report.removed:

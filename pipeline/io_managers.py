@@ -17,6 +17,10 @@ import polars as pl
 
 from pipeline import settings, storage
 
+# metadata naming the version folders (relative to the storage root) that a version reads
+# besides its upstream assets, e.g. raw_sources -> the generated demo corpus; `gc` keeps them
+NEEDS = "needs"
+
 
 def _table_metadata(frame: pl.DataFrame) -> dict[str, Any]:
     schema = dg.TableSchema(

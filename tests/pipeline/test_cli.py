@@ -64,8 +64,11 @@ def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp
     gc = _run(["gc"], env)
     assert gc.returncode == 0, gc.stderr
     assert not orphan.exists()
-    referenced = [line.split()[1] for line in where.stdout.splitlines() if line.startswith("  ")]
-    assert referenced and all(storage.read(p) is not None for p in referenced)
+    referenced = {line.split()[0]: line.split()[1] for line in where.stdout.splitlines()
+                  if line.startswith("  ")}
+    assert referenced and all(storage.read(p) is not None for p in referenced.values())
+    manifest = storage.read(referenced["raw_sources"])  # the demo corpus it names is kept too
+    assert all((root / path).is_file() for path in manifest["path"])
 
 
 def test_bad_storage_root_is_one_clear_line(env, tmp_path):

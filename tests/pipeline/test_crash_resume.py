@@ -213,6 +213,7 @@ def test_sigkill_during_generation_resumes_from_finished_chunks(upstream, tmp_pa
     log = tmp_path / "child.log"
     with open_instance(home) as instance:
         reference = latest(instance, "pseudo_generations")
+        published = count(instance, "pseudo_generations")
     total = reference["chunks_generated"]
     cache = root / ".cache" / "pseudo_generations"
     shutil.rmtree(cache)  # the uninterrupted run's chunks; the killed run starts from nothing
@@ -226,7 +227,7 @@ def test_sigkill_during_generation_resumes_from_finished_chunks(upstream, tmp_pa
     assert 1 <= done < total, f"killed after {done} of {total} chunks: not in the middle"
     with open_instance(home) as instance:
         assert_nothing_partial(root, instance)
-        assert count(instance, "pseudo_generations") == 1
+        assert count(instance, "pseudo_generations") == published
     rerun(config, root, home, ["pseudo_generations"], log)
     with open_instance(home) as instance:
         meta = latest(instance, "pseudo_generations")
@@ -243,6 +244,7 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(upstream, tmp_path
     with open_instance(home) as instance:
         assert materialize(cfg, root, instance, dg.AssetSelection.assets("lgcd_model")).success
         reference = latest(instance, "lgcd_model")
+        published = count(instance, "lgcd_model")
     assert reference["resumed_from"] == -1
     checkpoints = root / ".cache" / "lgcd"
     assert not list(checkpoints.glob("*/last.pt"))  # a published model leaves no resume point
@@ -251,7 +253,7 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(upstream, tmp_path
     kill_when(proc, lambda: any(checkpoints.glob("*/last.pt")), log)
     with open_instance(home) as instance:
         assert_nothing_partial(root, instance)
-        assert count(instance, "lgcd_model") == 1  # the killed run published nothing
+        assert count(instance, "lgcd_model") == published  # the killed run published nothing
     rerun(config, root, home, ["lgcd_model"], log)
     with open_instance(home) as instance:
         meta = latest(instance, "lgcd_model")
