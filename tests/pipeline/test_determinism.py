@@ -27,11 +27,10 @@ Crash-resume equality of the LLM and LGCD stages is tested in tests/pipeline/tes
 """
 
 import pytest
-import yaml
 
 from pipeline.config import load_dataset_config
 from pipeline.definitions import build_definitions
-from tests.conftest import run_everything
+from tests.conftest import run_everything, write_tiny_yaml
 
 # not seeded: the raw files, their filtering, the item index (all kept items, whichever users
 # are held out), its text embeddings and the LLM weights
@@ -40,8 +39,8 @@ UNSEEDED = {"raw_sources", "interactions", "items", "quarantine", "filtered_inte
             "llm_model"}
 
 
-def every_asset(config) -> set[str]:
-    graph = build_definitions(load_dataset_config(config), "/unused").resolve_asset_graph()
+def every_asset(run) -> set[str]:
+    graph = build_definitions(load_dataset_config(run.config), run.root).resolve_asset_graph()
     return {key.to_user_string() for key in graph.get_all_asset_keys()
             if graph.get(key).is_materializable}
 
@@ -49,18 +48,14 @@ def every_asset(config) -> set[str]:
 @pytest.mark.slow
 def test_same_seed_same_everything_other_seed_changes_everything_seeded(tiny_pipeline, tmp_path):
     first = tiny_pipeline.facts
-    assert set(first) == every_asset(tiny_pipeline.config)
+    assert set(first) == every_asset(tiny_pipeline)
     again = run_everything(tiny_pipeline.config, tmp_path / "again").facts
     differ = {key: sorted(set(first[key]) ^ set(again[key])
                           | {name for name in first[key] if again[key].get(name) != first[key][name]})
               for key in first}
     assert not {key: names for key, names in differ.items() if names}, "differ with the same seed"
 
-    raw = yaml.safe_load(tiny_pipeline.config.read_text())
-    raw["seed"], raw["synthetic"]["seed"] = 1, 0
-    (tmp_path / "seed1").mkdir()
-    other_yaml = tmp_path / "seed1" / "c.yaml"
-    other_yaml.write_text(yaml.safe_dump(raw))
+    other_yaml = write_tiny_yaml(tmp_path / "seed1", seed=1, synthetic={"seed": 0})  # the same corpus
     other = run_everything(other_yaml, tmp_path / "seed1").facts
     same = {key for key in first if other[key]["data_version"] == first[key]["data_version"]}
     assert same == UNSEEDED, f"changed without a seed: {sorted(UNSEEDED - same)}; " \
