@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
 
 from pipeline import storage
@@ -54,6 +55,10 @@ def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp
     assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout
     assert "http://127.0.0.1:3000" in out.stdout
     assert (tmp_path / "home" / "dagster.yaml").is_file()
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("pseudo_generations"))
+    has_vllm = any((PROJECT_ROOT / ".venv-llm").glob("lib/python*/site-packages/vllm/__init__.py"))
+    assert event.asset_materialization.metadata["backend"].value == ("vllm" if has_vllm else "transformers")
     root = tmp_path / "storage"
     # An orphan version (as if left by an older run) is removed; referenced ones stay.
     orphan = storage.write(root, ["raw_sources"], storage.FileTree(PROJECT_ROOT / "configs"))

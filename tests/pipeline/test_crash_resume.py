@@ -150,8 +150,8 @@ def count(instance: dg.DagsterInstance, key: str) -> int:
 def pair(tmp_path_factory):
     """(dataset YAML, versions of an uninterrupted ingest) for a 100k-review 2018-format corpus.
 
-    Real-file format rather than ``synthetic``: the manifest then names the same files whatever
-    the storage root, so the reference can live in a storage root of its own.
+    Real-file format rather than ``synthetic``: the corpus is generated once, outside every
+    storage root, and each test's rerun reads the very files the reference read.
     """
     tmp = tmp_path_factory.mktemp("crash_ingest")
     synthetic.generate(synthetic.SyntheticConfig(n_reviews=INGEST_REVIEWS, domains=("Food", "Kitchen")),
