@@ -12,7 +12,6 @@ so runs made here show up in the Dagster UI started by ``make ui``.
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,11 +23,7 @@ def prepare_instance_home() -> Path:
     """Create ``$DAGSTER_HOME`` with the project's dagster.yaml if it has none."""
     home = settings.dagster_home_default()
     os.environ[settings.ENV_DAGSTER_HOME] = str(home)
-    home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    if not target.exists():
-        shutil.copy(Path(__file__).with_name("dagster.yaml"), target)
-    return home
+    return settings.ensure_instance_home(home)
 
 
 def _latest_paths(defs, instance) -> dict[str, tuple[Path, dict]]:

@@ -5,6 +5,7 @@ works without any setup and two clones never share state.
 """
 
 import os
+import shutil
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -41,3 +42,15 @@ def dataset_config_path() -> Path:
     if path.suffix in {".yaml", ".yml"}:
         return path if path.is_absolute() else Path.cwd() / path
     return PROJECT_ROOT / "configs" / f"{value}.yaml"
+
+
+def ensure_instance_home(home: Path) -> Path:
+    """Create the Dagster instance folder ``home`` with the project's dagster.yaml if it has none.
+
+    The project's file sets telemetry off and the GPU pool limit; an instance without it would
+    run two GPU steps at once.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "pipeline" / "dagster.yaml", home / "dagster.yaml")
+    return home

@@ -5,7 +5,6 @@ LGCD, crash-resume and determinism tests build on that one run instead of each m
 """
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +72,7 @@ def open_instance(home: Path) -> dg.DagsterInstance:
 
     Persistent rather than ``instance_for_test``: child processes (the crash tests) open it too.
     """
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").is_file():
-        shutil.copy(settings.PROJECT_ROOT / "pipeline" / "dagster.yaml", home / "dagster.yaml")
-    return dg.DagsterInstance.from_config(str(home))
+    return dg.DagsterInstance.from_config(str(settings.ensure_instance_home(home)))
 
 
 def materialize(cfg: DatasetConfig, root: Path, instance: dg.DagsterInstance,

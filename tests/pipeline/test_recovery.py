@@ -8,14 +8,13 @@ in a child process against an instance with the project's dagster.yaml, then kil
 """
 
 import multiprocessing as mp
-import shutil
 import time
 from pathlib import Path
 
 import dagster as dg
 
 from pipeline.recovery import release_dead_runs, release_dead_runs_sensor
-from pipeline.settings import PROJECT_ROOT
+from pipeline.settings import ensure_instance_home
 
 
 def _gpu_asset(marker: Path | None):
@@ -40,8 +39,7 @@ def _claimed(instance) -> int:
 
 def test_a_killed_run_gives_back_its_gpu_slot_and_a_live_one_keeps_it(tmp_path):
     home, marker = tmp_path / "home", tmp_path / "started"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "pipeline" / "dagster.yaml", home / "dagster.yaml")
+    ensure_instance_home(home)
     with dg.DagsterInstance.from_config(str(home)):
         pass  # create the SQLite schema once, as the CLI does before any run
     child = mp.get_context("spawn").Process(target=_run_forever, args=(str(home), str(marker)))

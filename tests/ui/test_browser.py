@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pipeline.definitions import build_definitions
-from pipeline.settings import PROJECT_ROOT
+from pipeline.settings import PROJECT_ROOT, ensure_instance_home
 from tests.conftest import small_demo_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,9 +56,7 @@ def materialized(tmp_path):
     base["encoder"] = {"d": 16, "n_heads": 2, "n_layers": 1, "epochs": 2, "patience": 1}
     config = tmp_path / "ui_demo.yaml"
     config.write_text(yaml.safe_dump(base))
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "pipeline" / "dagster.yaml", home / "dagster.yaml")
+    home = ensure_instance_home(tmp_path / "home")
     env = {**os.environ, "DAGSTER_HOME": str(home), "LGCD_DATASET": str(config),
            "LGCD_STORAGE_ROOT": str(tmp_path / "storage")}
     cfg = dataclasses.replace(small_demo_config(), encoder=dataclasses.replace(
