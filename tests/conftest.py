@@ -87,6 +87,11 @@ def materialize(cfg: DatasetConfig, root: Path, instance: dg.DagsterInstance,
                                                                      raise_on_error=False)
 
 
+def materialization_count(instance: dg.DagsterInstance, key: str) -> int:
+    """How many times ``key`` was materialized (up to 100)."""
+    return len(instance.fetch_materializations(dg.AssetKey(key), limit=100).records)
+
+
 def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     """asset -> {"data_version": ..., metadata name: value} of one run, if ``reproducible``."""
     facts = {}

@@ -19,6 +19,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from models.pseudo import DEFAULT_TEMPLATE
 from pipeline.config import load_dataset_config
 from pipeline.definitions import build_definitions
+from tests.conftest import materialization_count as count
 from tests.conftest import write_tiny_yaml
 
 PSEUDO_AND_DOWN = "pseudo_generations*"
@@ -38,10 +39,6 @@ def _stale(defs, instance) -> dict[str, list[str]]:
     return out
 
 
-def _count(instance, key: str) -> int:
-    return len(instance.fetch_materializations(dg.AssetKey(key), limit=100).records)
-
-
 @pytest.mark.slow
 def test_prompt_edit_marks_only_the_pseudo_stage(tmp_path, instance):
     template = tmp_path / "prompt.yaml"
@@ -58,11 +55,11 @@ def test_prompt_edit_marks_only_the_pseudo_stage(tmp_path, instance):
     assert any("code version" in reason for reason in stale["pseudo_generations"])
 
     upstream = ["raw_sources", "sequences", "item_text_embeddings_a", "sequence_encoder_b", "llm_model"]
-    before = {k: _count(instance, k) for k in upstream}
+    before = {k: count(instance, k) for k in upstream}
     selection = dg.AssetSelection.from_string(PSEUDO_AND_DOWN)
     job = dg.define_asset_job("refresh", selection=selection)
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     assert defs.resolve_job_def("refresh").execute_in_process(instance=instance).success
     assert _stale(defs, instance) == {}
-    assert {k: _count(instance, k) for k in upstream} == before
-    assert _count(instance, "pseudo_generations") == 2
+    assert {k: count(instance, k) for k in upstream} == before
+    assert count(instance, "pseudo_generations") == 2

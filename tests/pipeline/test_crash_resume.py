@@ -41,6 +41,7 @@ from models import synthetic
 from pipeline import storage
 from pipeline.config import load_dataset_config
 from pipeline.settings import PROJECT_ROOT
+from tests.conftest import materialization_count as count
 from tests.conftest import materialize, open_instance, write_tiny_yaml
 
 INGEST = ("interactions", "items", "quarantine")
@@ -137,10 +138,6 @@ def assert_nothing_partial(root: Path, instance: dg.DagsterInstance) -> None:
 def latest(instance: dg.DagsterInstance, key: str) -> dict:
     meta = instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
     return {name: entry.value for name, entry in meta.items()}
-
-
-def count(instance: dg.DagsterInstance, key: str) -> int:
-    return len(instance.fetch_materializations(dg.AssetKey(key), limit=100).records)
 
 
 # ---------------------------------------------------------------- (a) ingestion
