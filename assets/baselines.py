@@ -2,7 +2,9 @@
 
 One asset per configured baseline (``evaluation.baselines``), so a slow one
 (SASRec, GRU4Rec) can be re-run alone; every one ranks the same users on the same
-``eval_candidates`` with the same code as LGCD (models/evaluation.py).
+``eval_candidates`` with the same code as LGCD (models/evaluation.py), each fitted
+model under every protocol. Early stopping reads the primary protocol's validation
+lists only, so the model selected does not depend on which other protocols are shown.
 """
 
 import time
@@ -15,6 +17,7 @@ from assets.encoders import asset_name as encoder_asset
 from assets.evaluation import encoders_from, n_items, rank_metadata
 from models.baselines.common import Interactions
 from models.baselines.fit import fit_baseline
+from models.candidates import protocol_lists
 from models.evaluation import eval_users, rank_users
 from models.lgcd_pipeline import torch_threads
 from pipeline.config import DatasetConfig
@@ -25,7 +28,10 @@ from pipeline.versioning import code_version
 
 DESCRIPTIONS = {
     "popularity": "Most popular target-domain items (training interaction counts).",
+    "target_popularity": "Most popular target-domain items among overlapping training users.",
     "item_knn": "Cross-domain item-KNN on co-occurrence among overlapping training users.",
+    "bag": "Bag-of-source-items floor: mean of source-item embeddings mapped to target items, "
+           "with an item bias, trained on overlapping users.",
     "sasrec": "SASRec trained on mixed sequences over a joint item vocabulary.",
     "gru4rec": "GRU4Rec trained on mixed sequences over a joint item vocabulary.",
     "emcdr": "EMCDR-style MLP mapping pre-trained source representations to the target space.",
@@ -56,24 +62,26 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
 
     @dg.asset(name=f"ranks_{name}", group_name=groups.BASELINES, ins=ins,
               kinds={"pytorch", "parquet"} if settings else {"polars", "parquet"},
-              code_version=code_version("base2", name, settings, ev.seeds, ev.negatives == "full"),
+              code_version=code_version("base3", name, settings, ev.seeds, ev.protocols),
               description=DESCRIPTIONS[name])
     def baseline(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
                  item_catalog: pl.DataFrame, eval_candidates: pl.DataFrame,
                  **encoder_ckpts: Checkpoint) -> dg.MaterializeResult:
-        """Rank of the ground truth for every held-out user under one baseline, per seed."""
+        """Rank of the ground truth for every held-out user and protocol under one baseline, per seed."""
         train = Interactions.from_sequences(sequences)
         users = eval_users(sequences)
         sizes = n_items(item_catalog)
+        with user_errors(ValueError):
+            validation_lists = protocol_lists(eval_candidates, ev.primary)
         frames, fits = [], []
         with user_errors(ValueError), torch_threads(ev.threads):
             for seed in ev.seeds:
                 began = time.perf_counter()
                 encoders = encoders_from(**encoder_ckpts) if encoder_ckpts else None
-                fitted = fit_baseline(name, train, sizes, ev, seed, users, eval_candidates, encoders,
-                                      on_epoch=_epoch_logger(context, name, seed))
+                fitted = fit_baseline(name, train, sizes, ev, seed, users, validation_lists,
+                                      encoders, on_epoch=_epoch_logger(context, name, seed))
                 frames.append(rank_users(fitted.scorer, users, eval_candidates, seed, name,
-                                         ev.batch_size, full=ev.negatives == "full"))
+                                         ev.batch_size, ev.protocols))
                 fits.append((seed, fitted, time.perf_counter() - began))
                 context.log.info(f"{name} seed {seed}: best epoch {fitted.best_epoch}, "
                                  f"{fits[-1][2]:.1f} s")

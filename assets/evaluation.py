@@ -1,7 +1,8 @@
 """Stage 5: candidate lists, LGCD ranks per variant and seed, and the combined evaluation.
 
-``eval_candidates`` is sampled once per seed, and every ``ranks_*`` asset (LGCD
-variants here, baselines in assets/baselines.py) ranks on those same lists with
+``eval_candidates`` is sampled once per seed and protocol (``evaluation.protocols``),
+and every ``ranks_*`` asset (LGCD variants here, baselines in assets/baselines.py)
+ranks each trained model under every protocol on those same lists with
 models/evaluation.py. LGCD seed replicas and sweep points are extra LGCD variants
 trained by the LGCD stage's own factory (assets/lgcd.py); see models/eval_plan.py.
 """
@@ -13,23 +14,18 @@ import polars as pl
 
 from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
-from models.candidates import sample_all_seeds
+from models.candidates import describe_pool, sample_all_seeds
 from models.eval_plan import Replica, extra_specs, replicas
 from models.evaluation import eval_users, metric_rows, rank_users
 from models.lgcd_eval import LGCDScorer
 from models.lgcd_pipeline import lgcd_from_checkpoint, torch_threads
-from models.report import domain_names, summarize, table1_markdown
+from models.report import domain_names, protocol_heading, summarize, table1_markdown
 from models.sequence_encoder import DomainEncoder
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError, user_errors
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint, checkpoint_hash
 from pipeline.versioning import code_version
-
-PROTOCOL = {"all": "1 ground truth + {n} negatives sampled from all participating domains "
-                   "(paper 4.1.1); other-domain negatives score -inf for every model",
-            "target": "1 ground truth + {n} negatives sampled from the target domain",
-            "full": "the ground truth ranked against every target-domain item"}
 
 
 def n_items(item_catalog: pl.DataFrame) -> dict[str, int]:
@@ -41,17 +37,27 @@ def encoders_from(enc_a: Checkpoint, enc_b: Checkpoint) -> dict[str, DomainEncod
             for d, c in (("A", enc_a), ("B", enc_b))}
 
 
+def tables_per_protocol(summary: pl.DataFrame, models: list[str], cfg: DatasetConfig,
+                        split: str = "test") -> str:
+    """One Table 1 per protocol, each under a heading that states the protocol in words."""
+    ev, names = cfg.evaluation, domain_names(cfg.domain_categories())
+    return "\n\n".join(f"{protocol_heading(summary, p, ev.n_negatives, names, split)}\n\n"
+                       f"{table1_markdown(summary, models, names, split, p)}"
+                       for p in ev.protocols)
+
+
 def rank_metadata(ranks: pl.DataFrame, cfg: DatasetConfig, **extra) -> dict:
-    """Metadata of a ranks table: users, seeds, test metrics (mean over seeds) as a table."""
+    """Metadata of a ranks table: users, seeds, primary-protocol test means, a table per protocol."""
     summary = summarize(ranks)
-    test = summary.filter((pl.col("split") == "test") & (pl.col("target_domain") == "all"))
+    test = summary.filter((pl.col("split") == "test") & (pl.col("target_domain") == "all")
+                          & (pl.col("protocol") == cfg.evaluation.primary))
     means = {f"test_{m}": round(test[f"{m}_mean"][0], 4) for m in ("hr@10", "ndcg@10")} \
         if test.height == 1 else {}
     models = ranks["model"].unique(maintain_order=True).to_list()
-    names = domain_names(cfg.domain_categories())
     return {"users": ranks.filter(pl.col("seed") == ranks["seed"].min())["user"].n_unique(),
             "seeds": dg.MetadataValue.json(sorted(ranks["seed"].unique().to_list())),
-            **means, "test_metrics": dg.MetadataValue.md(table1_markdown(summary, models, names)),
+            "protocols": dg.MetadataValue.json(list(cfg.evaluation.protocols)),
+            **means, "test_metrics": dg.MetadataValue.md(tables_per_protocol(summary, models, cfg)),
             **extra}
 
 
@@ -59,26 +65,31 @@ def _candidates_asset(cfg: DatasetConfig) -> dg.AssetsDefinition:
     ev = cfg.evaluation
 
     @dg.asset(group_name=groups.EVALUATION, kinds={"polars", "parquet"},
-              code_version=code_version("cand1", ev.seeds, ev.n_negatives, ev.negatives))
+              code_version=code_version("cand2", ev.seeds, ev.n_negatives, ev.protocols))
     def eval_candidates(store: VersionStore, sequences: pl.DataFrame,
                         item_catalog: pl.DataFrame) -> dg.MaterializeResult:
-        """Ground truth plus sampled negatives for every valid and test user, once per seed."""
+        """Ground truth plus sampled negatives for every valid and test user, per seed and protocol."""
         held_out = sequences.filter(pl.col("split").is_in(["valid", "test"]))
         with user_errors(ValueError):
             if held_out.is_empty():
                 raise DataError("sequences has no valid or test users to evaluate")
             table = sample_all_seeds(held_out, n_items(item_catalog), ev.n_negatives,
-                                     ev.negatives, ev.seeds)
-        effective = (table.group_by("split", "target_domain")
+                                     ev.protocols, ev.seeds)
+        slot = {p: i for i, p in enumerate(ev.protocols)}
+        effective = (table.group_by("protocol", "split", "target_domain")
                      .agg(pl.len().alias("users"), pl.col("n_target_negatives").mean())
-                     .sort("split", "target_domain"))
+                     .sort(pl.col("protocol").replace_strict(slot), "split", "target_domain"))
         return store.publish(
-            table, protocol=PROTOCOL[ev.negatives].format(n=ev.n_negatives), pool=ev.negatives,
+            table, protocol=describe_pool(ev.primary, ev.n_negatives),
+            protocols=dg.MetadataValue.md("\n".join(
+                f"* `{p}`{' (primary)' if p == ev.primary else ''}: "
+                f"{describe_pool(p, ev.n_negatives)}" for p in ev.protocols)),
             n_negatives=ev.n_negatives, seeds=dg.MetadataValue.json(list(ev.seeds)),
             effective_negatives=dg.MetadataValue.md(
-                "| split | target | users per seed | mean target-domain negatives |\n|---|---|---:|---:|\n"
-                + "\n".join(f"| {s} | {d} | {n // len(ev.seeds)} | {m:.1f} |"
-                            for s, d, n, m in effective.iter_rows())))
+                "| protocol | split | target | users per seed | mean target-domain negatives |\n"
+                "|---|---|---|---:|---:|\n"
+                + "\n".join(f"| {p} | {s} | {d} | {n // len(ev.seeds)} | {m:.1f} |"
+                            for p, s, d, n, m in effective.iter_rows())))
 
     return eval_candidates
 
@@ -90,12 +101,12 @@ def _lgcd_ranks_asset(cfg: DatasetConfig, model: str, reps: list[Replica]) -> dg
 
     @dg.asset(name=f"ranks_{model}", group_name=groups.EVALUATION, ins=ins,
               kinds={"pytorch", "parquet"},
-              code_version=code_version("lgcdrank1", ev.seeds, ev.negatives == "full",
+              code_version=code_version("lgcdrank2", ev.seeds, ev.protocols,
                                         [r.spec.name for r in reps]))
     def lgcd_ranks(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
                    eval_candidates: pl.DataFrame, enc_a: Checkpoint, enc_b: Checkpoint,
                    **checkpoints: Checkpoint) -> dg.MaterializeResult:
-        """Rank of the ground truth for every held-out user, one trained LGCD per seed."""
+        """Rank of the ground truth for every held-out user and protocol, one trained LGCD per seed."""
         versions = {"A": checkpoint_hash(enc_a), "B": checkpoint_hash(enc_b)}
         users = eval_users(sequences)
         frames = []
@@ -109,8 +120,9 @@ def _lgcd_ranks_asset(cfg: DatasetConfig, model: str, reps: list[Replica]) -> dg
                                     "re-materialize it")
                 net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))
                 frames.append(rank_users(LGCDScorer(net, r.seed), users, eval_candidates, r.seed,
-                                         model, ev.batch_size, full=ev.negatives == "full"))
-                context.log.info(f"{model} seed {r.seed}: ranked {frames[-1].height} users")
+                                         model, ev.batch_size, ev.protocols))
+                context.log.info(f"{model} seed {r.seed}: ranked {len(users)} users under "
+                                 f"{list(ev.protocols)}")
         ranks = pl.concat(frames)
         return store.publish(ranks, **rank_metadata(ranks, cfg, variant=reps[0].variant))
 
@@ -137,18 +149,18 @@ def _evaluation_asset(cfg: DatasetConfig) -> dg.AssetsDefinition:
 
     @dg.asset(group_name=groups.EVALUATION, kinds={"polars", "parquet"},
               ins={n: dg.AssetIn(key=n) for n in names},
-              code_version=code_version("eval1", names))
+              code_version=code_version("eval2", names))
     def evaluation(store: VersionStore, **ranks: pl.DataFrame) -> dg.MaterializeResult:
-        """Per-user ranks of every model and HR@k / NDCG@k per model, seed, split and domain."""
+        """Per-user ranks of every model and HR@k / NDCG@k per model, seed, protocol, split, domain."""
         everything = pl.concat([ranks[n] for n in names])
         metrics = metric_rows(everything)
         models = everything["model"].unique(maintain_order=True).to_list()
         summary = summarize(everything)
-        names_ = domain_names(cfg.domain_categories())
         return store.publish(
             {"ranks": everything, "metrics": metrics}, models=dg.MetadataValue.json(models),
-            test=dg.MetadataValue.md(table1_markdown(summary, models, names_, "test")),
-            valid=dg.MetadataValue.md(table1_markdown(summary, models, names_, "valid")))
+            protocols=dg.MetadataValue.json(list(cfg.evaluation.protocols)),
+            test=dg.MetadataValue.md(tables_per_protocol(summary, models, cfg, "test")),
+            valid=dg.MetadataValue.md(tables_per_protocol(summary, models, cfg, "valid")))
 
     return evaluation
 

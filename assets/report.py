@@ -1,8 +1,11 @@
 """Stage 6: the report, the paper's Tables 1 and 3 (and Figure 3) rebuilt from the evaluation.
 
 Stored as Parquet tables (per-seed results, mean ± std summary, paper comparison,
-significance, sweep points); the Dagster metadata shows the same as Markdown tables
-and inline PNG plots, so the UI reads like the paper's section 4.
+significance, sweep points, each with a ``protocol`` column); the Dagster metadata shows
+the same as Markdown tables and inline PNG plots, so the UI reads like the paper's
+section 4. Table 1 is shown once per candidate protocol (``table1`` the primary one,
+``table1_<protocol>`` the others); everything else is the primary protocol's, except the
+paper comparison, which is always the paper's own protocol ("all").
 """
 
 import base64
@@ -12,8 +15,8 @@ import numpy as np
 import polars as pl
 
 from assets import groups
-from assets.evaluation import PROTOCOL
 from assets.sweep import ASSET as SWEEP_ASSET
+from models.candidates import describe_pool
 from models.eval_plan import model_name
 from models.report import (
     best_baseline,
@@ -23,6 +26,7 @@ from models.report import (
     paper_comparison,
     paper_comparison_markdown,
     paper_tables_markdown,
+    protocol_heading,
     significance,
     significance_markdown,
     summarize,
@@ -43,8 +47,9 @@ def _image(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-def _significance_table(tests: dict, model: str, baseline: str) -> pl.DataFrame:
-    rows = [{"model": model, "baseline": baseline, "target_domain": d, "users": t.n,
+def _significance_table(tests: dict, model: str, baseline: str, protocol: str) -> pl.DataFrame:
+    rows = [{"model": model, "baseline": baseline, "protocol": protocol, "target_domain": d,
+             "users": t.n,
              "ndcg@10_model": t.mean_a, "ndcg@10_baseline": t.mean_b, "diff": t.diff,
              "wins": t.wins, "losses": t.losses, "p_value": t.p_value,
              "permutations": t.permutations} for d, t in tests.items()]
@@ -65,45 +70,59 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(group_name=groups.EVALUATION, ins=ins, kinds={"parquet", "matplotlib"},
               code_version=code_version("report1", ev.permutations, table3, others, compare,
-                                        names, ev.negatives, ev.n_negatives))
+                                        names, ev.protocols, ev.n_negatives))
     def report(context: dg.AssetExecutionContext, store: VersionStore,
                evaluation: dict[str, pl.DataFrame], **sweep: pl.DataFrame) -> dg.MaterializeResult:
         """Tables 1 and 3 (mean ± std over seeds), significance, plots and the paper's numbers."""
         ranks = evaluation["ranks"]
         summary = summarize(ranks)
+        primary = ev.primary
         models = ranks["model"].unique(maintain_order=True).to_list()
         baselines = [m for m in models if not is_lgcd(m)]
         table1 = baselines + (["lgcd"] if "lgcd" in models else [])
+
+        def table1_of(protocol: str) -> dg.MetadataValue:
+            return dg.MetadataValue.md(
+                f"{protocol_heading(summary, protocol, ev.n_negatives, names)}\n\n"
+                f"{table1_markdown(summary, table1, names, protocol=protocol)}")
+
         meta: dict = {
-            "protocol": PROTOCOL[ev.negatives].format(n=ev.n_negatives),
+            "protocol": describe_pool(primary, ev.n_negatives),
+            "protocols": dg.MetadataValue.json(list(ev.protocols)),
             "seeds": dg.MetadataValue.json(sorted(ranks["seed"].unique().to_list())),
-            "table1": dg.MetadataValue.md(table1_markdown(summary, table1, names)),
+            "table1": table1_of(primary),
+            **{f"table1_{p}": table1_of(p) for p in ev.protocols[1:]},
             "table1_all_cutoffs": dg.MetadataValue.md(
-                table_all_cutoffs_markdown(summary, models, names)),
-            "table3": dg.MetadataValue.md(table3_markdown(summary, [m for m in table3 if m in models],
-                                                          names)),
-            "metric_bars": _image(metric_bars_png(summary, models, names), "HR@10 and NDCG@10"),
+                table_all_cutoffs_markdown(summary, models, names, protocol=primary)),
+            "table3": dg.MetadataValue.md(table3_markdown(
+                summary, [m for m in table3 if m in models], names, protocol=primary)),
+            "metric_bars": _image(metric_bars_png(summary.filter(pl.col("protocol") == primary),
+                                                  models, names), "HR@10 and NDCG@10"),
         }
         if [m for m in others if m in models]:
-            meta["other_lgcd_variants"] = dg.MetadataValue.md(
-                table3_markdown(summary, [m for m in others if m in models], names))
+            meta["other_lgcd_variants"] = dg.MetadataValue.md(table3_markdown(
+                summary, [m for m in others if m in models], names, protocol=primary))
         tables = {"results": evaluation["metrics"], "summary": summary}
-        best = best_baseline(summary, baselines)
+        best = best_baseline(summary, baselines, protocol=primary)
         if best is not None and "lgcd" in models:
-            tests = significance(ranks, "lgcd", best, ev.permutations)
-            meta["significance"] = dg.MetadataValue.md(significance_markdown(tests, "lgcd", best, names))
+            tests = significance(ranks, "lgcd", best, ev.permutations, protocol=primary)
+            meta["significance"] = dg.MetadataValue.md(
+                significance_markdown(tests, "lgcd", best, names, primary))
             meta["p_value_vs_best_baseline"] = tests["all"].p_value if "all" in tests else np.nan
-            tables["significance"] = _significance_table(tests, "lgcd", best)
-        if compare:
-            comparison = paper_comparison(summary)
-            meta["paper_comparison"] = dg.MetadataValue.md(paper_comparison_markdown(comparison, names))
+            tables["significance"] = _significance_table(tests, "lgcd", best, primary)
+        if compare and "all" in ev.protocols:  # the paper's numbers are for its own protocol
+            comparison = paper_comparison(summary, protocol="all")
+            meta["paper_comparison"] = dg.MetadataValue.md(
+                f"{protocol_heading(summary, 'all', ev.n_negatives, names)}\n\n"
+                f"{paper_comparison_markdown(comparison, names)}")
             meta["paper_published"] = dg.MetadataValue.md(paper_tables_markdown(names))
             tables["paper_comparison"] = comparison
         if has_sweep:
             points = sweep_metrics(sweep["sweep"])
             tables["sweep"] = points
-            meta["figure3"] = dg.MetadataValue.md(sweep_markdown(points, names))
-            meta["figure3_plot"] = _image(sensitivity_png(points, names), "sensitivity")
+            meta["figure3"] = dg.MetadataValue.md(sweep_markdown(points, names, primary))
+            meta["figure3_plot"] = _image(
+                sensitivity_png(points.filter(pl.col("protocol") == primary), names), "sensitivity")
         context.log.info(f"report: {len(models)} models, best baseline {best}")
         return store.publish(tables, **meta)
 

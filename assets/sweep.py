@@ -2,7 +2,8 @@
 
 The points are extra LGCD variants (models/eval_plan.py ``sweep_points``), trained by
 the LGCD stage's factory and built in assets/evaluation.py; this asset ranks them on
-the first evaluation seed's candidate lists. It exists only when the dataset YAML
+the first evaluation seed's candidate lists, under every protocol (Figure 3 shows the
+primary one; the stored table keeps them all). It exists only when the dataset YAML
 has an ``evaluation.sweep`` section; the ``sweep`` job materializes it with its models.
 """
 
@@ -37,7 +38,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     seed = ev.seeds[0]
 
     @dg.asset(name=ASSET, group_name=groups.EVALUATION, ins=ins, kinds={"pytorch", "parquet"},
-              code_version=code_version("sweep1", ev.sweep, seed, ev.negatives == "full", specs))
+              code_version=code_version("sweep2", ev.sweep, seed, ev.protocols, specs))
     def ranks_sweep(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
                     eval_candidates: pl.DataFrame, enc_a: Checkpoint, enc_b: Checkpoint,
                     **models: Checkpoint) -> dg.MaterializeResult:
@@ -49,13 +50,14 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
                 ckpt = models[f"m_{specs.index(point.spec.name)}"]
                 net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))
                 ranks = rank_users(LGCDScorer(net, seed), users, eval_candidates, seed, "lgcd_sweep",
-                                   ev.batch_size, full=ev.negatives == "full")
+                                   ev.batch_size, ev.protocols)
                 frames.append(ranks.with_columns(param=pl.lit(point.param),
                                                  value=pl.lit(float(point.value))))
                 context.log.info(f"sweep {point.param}={point.value}: {point.spec.name}")
         table = pl.concat(frames)
         return store.publish(table, points=len(points), seed=seed,
                              figure3=dg.MetadataValue.md(sweep_markdown(
-                                 sweep_metrics(table), domain_names(cfg.domain_categories()))))
+                                 sweep_metrics(table), domain_names(cfg.domain_categories()),
+                                 ev.primary)))
 
     return [ranks_sweep]

@@ -2,9 +2,11 @@
 
 Read from the ``evaluation:`` section of a dataset YAML (pipeline/config.py) by
 ``EvaluationConfig.from_dict``; every field has a default, so a YAML without the
-section evaluates with the paper's protocol (1 + 999 candidates from all domains)
-over three seeds. The Figure 3 sweep is off unless the section names ``sweep``
-(``sweep: {}`` trains the paper's grid; each point is one more LGCD training).
+section evaluates over three seeds under two candidate protocols, the paper's
+(1 + 999 candidates from all domains, the primary one) and LLMCDSR's (1 + 999 from
+the target domain), every trained model ranked under both. The Figure 3 sweep is off
+unless the section names ``sweep`` (``sweep: {}`` trains the paper's grid; each point
+is one more LGCD training).
 """
 
 import dataclasses
@@ -13,7 +15,7 @@ from typing import Any
 
 from models.candidates import POOLS
 
-BASELINES = ("popularity", "item_knn", "sasrec", "gru4rec", "emcdr")
+BASELINES = ("popularity", "target_popularity", "item_knn", "bag", "sasrec", "gru4rec", "emcdr")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,10 @@ class EvaluationConfig:
     # seeds of the LGCD variants other than full (Table 3); None = all of ``seeds``
     variant_seeds: tuple[int, ...] | None = None
     n_negatives: int = 999  # sampled negatives per held-out user (paper 4.1.1)
-    negatives: str = "all"  # "all" domains (paper) | "target" domain (LLMCDSR code) | "full"
+    # candidate pools, each its own protocol (models/candidates.py POOLS): "all" domains
+    # (paper) | "target" domain (LLMCDSR code) | "full"; the first is the primary one
+    # (baselines' early stopping, significance, the headline Table 1)
+    protocols: tuple[str, ...] = ("all", "target")
     baselines: tuple[str, ...] = BASELINES
     batch_size: int = 256  # users per scoring batch
     permutations: int = 10000  # paired permutation test draws
@@ -112,8 +117,12 @@ class EvaluationConfig:
             raise ValueError(f"evaluation.variant_seeds={list(self.variant_seeds)}; need a non-empty "
                              f"subset of evaluation.seeds={list(self.seeds)} (candidates exist "
                              "only for those)")
-        if self.negatives not in POOLS:
-            raise ValueError(f"evaluation.negatives={self.negatives!r}; allowed {list(POOLS)}")
+        if (not isinstance(self.protocols, tuple) or not self.protocols
+                or len(set(self.protocols)) != len(self.protocols)
+                or set(self.protocols) - set(POOLS)):
+            shown = list(self.protocols) if isinstance(self.protocols, tuple) else self.protocols
+            raise ValueError(f"evaluation.protocols={shown!r}; need distinct "
+                             f"protocols from {list(POOLS)}, the primary one first")
         unknown = set(self.baselines) - set(BASELINES)
         if unknown:
             raise ValueError(f"evaluation.baselines: unknown {sorted(unknown)}; "
@@ -145,4 +154,11 @@ class EvaluationConfig:
         for name in ("seeds", "baselines", "variant_seeds"):
             if raw.get(name) is not None:
                 raw[name] = tuple(raw[name])
+        if isinstance(raw.get("protocols"), list):
+            raw["protocols"] = tuple(raw["protocols"])
         return cls(**raw)
+
+    @property
+    def primary(self) -> str:
+        """The protocol of validation (early stopping), significance and the headline Table 1."""
+        return self.protocols[0]

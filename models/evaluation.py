@@ -4,8 +4,9 @@ One code path for every model and for both validation and test: a model only
 has to score a batch of users against target-domain items; this module builds
 the candidate tensors, masks other-domain negatives and padding (see
 models/candidates.py for why they score -inf), and turns scores into the 0-based
-rank of the ground truth. ``metric_rows`` turns ranks into HR@k / NDCG@k per
-(model, seed, split, target domain).
+rank of the ground truth, under every stored candidate protocol from the same scores.
+``metric_rows`` turns ranks into HR@k / NDCG@k per (model, seed, protocol, split,
+target domain).
 """
 
 from collections.abc import Iterator, Sequence
@@ -17,11 +18,13 @@ import polars as pl
 import torch
 from torch import Tensor
 
+from models.candidates import stored_protocols
 from models.metrics import KS, candidate_ranks, ranking_metrics, target_ranks
 from models.schema import other
 
-RANK_SCHEMA = {"model": pl.String, "seed": pl.Int32, "split": pl.String, "user": pl.String,
-               "target_domain": pl.String, "rank": pl.Int32, "n_candidates": pl.Int32}
+RANK_SCHEMA = {"model": pl.String, "seed": pl.Int32, "protocol": pl.String, "split": pl.String,
+               "user": pl.String, "target_domain": pl.String, "rank": pl.Int32,
+               "n_candidates": pl.Int32}
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,10 @@ def eval_users(sequences: pl.DataFrame, splits: tuple[str, ...] = ("valid", "tes
     return out
 
 
-def _target_candidates(candidates: pl.DataFrame, seed: int) -> dict[tuple[str, str], np.ndarray]:
-    """(split, user) -> the seed's target-domain candidates, ground truth first (one pass)."""
-    part = candidates.filter(pl.col("seed") == seed).select(
+def _target_candidates(candidates: pl.DataFrame, seed: int, protocol: str
+                       ) -> dict[tuple[str, str], np.ndarray]:
+    """(split, user) -> the target-domain candidates of one seed and protocol, truth first."""
+    part = candidates.filter((pl.col("seed") == seed) & (pl.col("protocol") == protocol)).select(
         "split", "user", "target_domain", "cand_items", "cand_domains")
     if part.is_empty():
         return {}
@@ -81,6 +85,21 @@ def _target_candidates(candidates: pl.DataFrame, seed: int) -> dict[tuple[str, s
     arrays = np.split(kept["cand_items"].to_numpy().astype(np.int64),
                       np.cumsum(counts["len"].to_numpy())[:-1])
     return dict(zip(zip(counts["split"], counts["user"], strict=True), arrays, strict=True))
+
+
+def _union(lists: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One user's lists of several protocols as one list to score, and each list's positions in it.
+
+    The union keeps first-appearance order (the ground truth, first in every list, stays
+    first); a single list is its own union, so one protocol scores exactly as before.
+    """
+    joined = np.concatenate(lists)
+    unique, first, inverse = np.unique(joined, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    where = position[inverse.reshape(-1)]  # position in the union of every joined entry
+    return unique[order], np.split(where, np.cumsum([len(k) for k in lists])[:-1])
 
 
 def _batches(users: Sequence[EvalUser], batch_size: int
@@ -105,65 +124,93 @@ def _candidate_tensor(lists: list[np.ndarray]) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def rank_users(scorer: Scorer, users: Sequence[EvalUser], candidates: pl.DataFrame, seed: int,
-               model: str, batch_size: int = 256, full: bool = False) -> pl.DataFrame:
-    """Rank of the ground truth for each user on the seed's stored candidates (``RANK_SCHEMA``).
+               model: str, batch_size: int = 256, protocols: Sequence[str] | None = None
+               ) -> pl.DataFrame:
+    """Rank of the ground truth for each user and protocol on the seed's stored lists (``RANK_SCHEMA``).
 
-    ``full`` ranks against every target-domain item instead (candidates then only name the
-    users). Users without a candidate row are an error: the lists must cover the split.
+    ``protocols``: which stored protocols to rank under, in order; None ranks under all of
+    them (the primary one first). Each batch is scored once, on the union of its users'
+    lists (or on the whole catalog when "full" is among them), and every protocol's rank is
+    read from those same scores: the protocols differ only in the lists. Under "full" the
+    rank is taken among every target-domain item. Users without a candidate row are an
+    error: the lists must cover the split.
     """
-    cand = _target_candidates(candidates, seed)
-    missing = [u.user for u in users if (u.split, u.user) not in cand]
-    if missing:
-        raise ValueError(f"no stored candidates for seed {seed} and users {missing[:5]} "
-                         f"({len(missing)} in all); re-materialize eval_candidates")
+    chosen = stored_protocols(candidates) if protocols is None else list(protocols)
+    cand = {p: _target_candidates(candidates, seed, p) for p in chosen}
+    for protocol, lists in cand.items():
+        missing = [u.user for u in users if (u.split, u.user) not in lists]
+        if missing:
+            raise ValueError(f"no stored {protocol!r} candidates for seed {seed} and users "
+                             f"{missing[:5]} ({len(missing)} in all); re-materialize eval_candidates")
     rows = []
     for tgt, chunk in _batches(users, batch_size):
-        if full:
-            scores = scorer.score(chunk, tgt, None).float()  # (B, N)
-            truth = torch.tensor([u.target_item for u in chunk], dtype=torch.long)
-            ranks = target_ranks(scores, truth)
-            sizes = [scores.shape[1]] * len(chunk)
+        per_user = [[cand[p][(u.split, u.user)] for p in chosen] for u in chunk]
+        if any(int(k[0]) != u.target_item for lists, u in zip(per_user, chunk, strict=True)
+               for k in lists):
+            raise ValueError("stored candidates do not match the users' ground truth; "
+                             "re-materialize eval_candidates")
+        truth = torch.tensor([u.target_item for u in chunk], dtype=torch.long)  # (B,)
+        if "full" in chosen:
+            table = scorer.score(chunk, tgt, None).float()  # (B, N)
+            unions = [np.arange(table.shape[1]) for _ in chunk]
+            where = [list(lists) for lists in per_user]  # item ids are the table's columns
         else:
-            lists = [cand[(u.split, u.user)] for u in chunk]
-            if any(int(k[0]) != u.target_item for k, u in zip(lists, chunk, strict=True)):
-                raise ValueError("stored candidates do not match the users' ground truth; "
-                                 "re-materialize eval_candidates")
-            items, valid = _candidate_tensor(lists)  # (B, C), (B, C)
-            scores = scorer.score(chunk, tgt, items).float()  # (B, C)
-            if scores.shape != items.shape:
-                raise ValueError(f"{model}: scores of shape {tuple(scores.shape)} for candidates "
+            unions, where = zip(*(_union(lists) for lists in per_user), strict=True)
+            items, _ = _candidate_tensor(list(unions))  # (B, W)
+            table = scorer.score(chunk, tgt, items).float()  # (B, W)
+            if table.shape != items.shape:
+                raise ValueError(f"{model}: scores of shape {tuple(table.shape)} for candidates "
                                  f"{tuple(items.shape)}")
-            ranks = candidate_ranks(scores.masked_fill(~valid, float("-inf")), valid)
-            sizes = valid.sum(1).tolist()
-        for u, rank, size in zip(chunk, ranks.tolist(), sizes, strict=True):
-            rows.append({"model": model, "seed": seed, "split": u.split, "user": u.user,
-                         "target_domain": tgt, "rank": rank, "n_candidates": size})
+        for j, protocol in enumerate(chosen):
+            if protocol == "full":
+                ranks = target_ranks(table, truth)
+                sizes = [table.shape[1]] * len(chunk)
+            else:
+                positions, valid = _candidate_tensor([w[j] for w in where])  # (B, C), (B, C)
+                scores = table.gather(1, positions)  # (B, C)
+                ranks = candidate_ranks(scores.masked_fill(~valid, float("-inf")), valid)
+                sizes = valid.sum(1).tolist()
+            for u, rank, size in zip(chunk, ranks.tolist(), sizes, strict=True):
+                rows.append({"model": model, "seed": seed, "protocol": protocol, "split": u.split,
+                             "user": u.user, "target_domain": tgt, "rank": rank,
+                             "n_candidates": size})
     return pl.DataFrame(rows, schema=RANK_SCHEMA)
 
 
 def metric_rows(ranks: pl.DataFrame, ks: tuple[int, ...] = KS) -> pl.DataFrame:
-    """HR@k and NDCG@k per (model, seed, split, target_domain), plus "all" domains pooled."""
-    keys = ["model", "seed", "split"]
+    """HR@k and NDCG@k per (model, seed, protocol, split, target_domain), plus domains pooled.
+
+    ``candidates``: the mean list size the ranks were taken in (under "all" the
+    target-domain part, the effective list).
+    """
+    keys = ["model", "seed", "protocol", "split"]
     out = []
-    for (model, seed, split), part in ranks.group_by(keys, maintain_order=True):
+    for (model, seed, protocol, split), part in ranks.group_by(keys, maintain_order=True):
         groups = [(d, part.filter(pl.col("target_domain") == d)) for d in ("A", "B")]
         for domain, sub in [*groups, ("all", part)]:
             if sub.is_empty():
                 continue
             values = ranking_metrics(sub["rank"].to_numpy(), ks)
-            out.append({"model": model, "seed": seed, "split": split, "target_domain": domain,
-                        "users": sub.height, **values})
-    schema = {"model": pl.String, "seed": pl.Int32, "split": pl.String,
-              "target_domain": pl.String, "users": pl.Int64,
+            out.append({"model": model, "seed": seed, "protocol": protocol, "split": split,
+                        "target_domain": domain, "users": sub.height,
+                        "candidates": float(sub["n_candidates"].mean()), **values})
+    schema = {"model": pl.String, "seed": pl.Int32, "protocol": pl.String, "split": pl.String,
+              "target_domain": pl.String, "users": pl.Int64, "candidates": pl.Float64,
               **{f"{m}@{k}": pl.Float64 for k in ks for m in ("hr", "ndcg")}}
     return pl.DataFrame(out, schema=schema)
 
 
 def validation_ndcg(scorer: Scorer, users: Sequence[EvalUser], candidates: pl.DataFrame,
-                    seed: int, k: int = 10, batch_size: int = 256) -> float:
-    """NDCG@k on validation users with the stored candidates (early stopping of baselines)."""
+                    seed: int, k: int = 10, batch_size: int = 256,
+                    protocol: str | None = None) -> float:
+    """NDCG@k on validation users with the stored candidates (early stopping of baselines).
+
+    One protocol only, so a model is selected on one number: ``protocol``, or None for the
+    primary one (the first stored in ``candidates``).
+    """
     valid = [u for u in users if u.split == "valid"]
     if not valid:
         return 0.0
-    ranks = rank_users(scorer, valid, candidates, seed, "valid", batch_size)
+    chosen = stored_protocols(candidates)[:1] if protocol is None else [protocol]
+    ranks = rank_users(scorer, valid, candidates, seed, "valid", batch_size, chosen)
     return ranking_metrics(ranks["rank"].to_numpy(), (k,))[f"ndcg@{k}"]

@@ -2,7 +2,9 @@
 
 Everything here is a pure function of the per-user rank table (models/evaluation.py
 ``RANK_SCHEMA``) so the report asset stays a thin wrapper and tests can check the
-Markdown directly.
+Markdown directly. Ranks carry one row per candidate protocol (models/candidates.py):
+every table is drawn for one protocol (``protocol=None``: the primary one, the first
+in the table), so numbers of different candidate lists never share a cell.
 """
 
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from models.candidates import describe_pool
 from models.eval_plan import model_name
 from models.evaluation import metric_rows
 from models.lgcd_config import ABLATIONS
@@ -29,6 +32,11 @@ TABLE3_METRICS = ("hr@5", "ndcg@5")
 LABELS = {"hr": "HR", "ndcg": "NDCG"}
 SHORT_DOMAIN_NAMES = {"Grocery_and_Gourmet_Food": "Food", "Home_and_Kitchen": "Kitchen",
                       "Movies_and_TV": "Movie", "Books": "Book"}
+# Floors: what a learned model must beat to count as learning anything from the data
+# (target_popularity: no personalization; bag: an order-free map of the source history).
+FLOORS = ("target_popularity", "bag")
+LEARNED_BASELINES = ("sasrec", "gru4rec", "emcdr", "bag")
+FLOOR_METRICS = ("hr@10", "ndcg@10")
 
 
 def is_lgcd(model: str) -> bool:
@@ -50,14 +58,26 @@ def label(metric: str) -> str:
     return f"{LABELS[name]}@{k}"
 
 
+def pick_protocol(table: pl.DataFrame, protocol: str | None) -> str | None:
+    """``protocol``, or for None the table's primary one (its first protocol; None if empty)."""
+    if protocol is not None or table.is_empty():
+        return protocol
+    return table["protocol"][0]
+
+
 def summarize(ranks: pl.DataFrame) -> pl.DataFrame:
-    """Per (model, split, target_domain): users, seeds, and mean/std over seeds of every metric."""
+    """Per (model, protocol, split, target_domain): users, seeds, list size, metrics' mean/std.
+
+    ``candidates`` is the mean list size, mean and std are over seeds; rows keep the
+    ranks' order (the primary protocol first).
+    """
     per_seed = metric_rows(ranks)
     out = []
-    for (model, split, domain), part in per_seed.group_by(["model", "split", "target_domain"],
-                                                          maintain_order=True):
-        row = {"model": model, "split": split, "target_domain": domain,
-               "users": int(part["users"].max()), "seeds": part.height}
+    for (model, protocol, split, domain), part in per_seed.group_by(
+            ["model", "protocol", "split", "target_domain"], maintain_order=True):
+        row = {"model": model, "protocol": protocol, "split": split, "target_domain": domain,
+               "users": int(part["users"].max()), "seeds": part.height,
+               "candidates": float(part["candidates"].mean())}
         for metric in METRICS:
             row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(part[metric].to_numpy())
         out.append(row)
@@ -69,10 +89,18 @@ def _cell(summary: dict, model: str, domain: str, metric: str) -> float | None:
     return None if row is None else row[f"{metric}_mean"]
 
 
+def _rows(summary: pl.DataFrame, split: str, protocol: str | None) -> dict[tuple[str, str], dict]:
+    """(model, target_domain) -> summary row of one split and protocol (None: the primary)."""
+    protocol = pick_protocol(summary, protocol)
+    part = summary.filter((pl.col("split") == split) & (pl.col("protocol") == protocol))
+    return {(r["model"], r["target_domain"]): r for r in part.iter_rows(named=True)}
+
+
 def _markdown_table(summary: pl.DataFrame, models: Sequence[str], columns: Sequence[tuple[str, str]],
-                    domain_names: dict[str, str], split: str) -> str:
-    rows = {(r["model"], r["target_domain"]): r
-            for r in summary.filter(pl.col("split") == split).iter_rows(named=True)}
+                    domain_names: dict[str, str], split: str, protocol: str | None,
+                    notes: dict[str, list[str]] | None = None) -> str:
+    """Models by rows, (domain, metric) columns; ``notes``: extra rows beneath a model's row."""
+    rows = _rows(summary, split, protocol)
     head = "| model | " + " | ".join(f"{domain_names[d]} {label(m)}" for d, m in columns) + " |"
     lines = [head, "|---|" + "---:|" * len(columns)]
     ranking = {}
@@ -96,29 +124,84 @@ def _markdown_table(summary: pl.DataFrame, models: Sequence[str], columns: Seque
                 text = f"<u>{text}</u>"
             cells.append(text)
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        for note in (notes or {}).get(model, []):
+            lines.append(f"| ⚠ {model} | {note} |" + " |" * (len(columns) - 1))
     return "\n".join(lines)
 
 
+def floors_of(model: str) -> tuple[str, ...]:
+    """The floors a model is checked against: learned ones only, and never itself."""
+    if model in LEARNED_BASELINES or is_lgcd(model):
+        return tuple(f for f in FLOORS if f != model)  # bag: target_popularity only
+    return ()
+
+
+def floor_warnings(summary: pl.DataFrame, models: Sequence[str], domain_names: dict[str, str],
+                   split: str = "test", protocol: str | None = None) -> dict[str, list[str]]:
+    """Per model, one message per floor whose HR@10 or NDCG@10 mean it falls below, per domain.
+
+    A learned model below a model without learned parameters is undertrained or reads
+    the data misaligned (wrong vocabulary, wrong domain); Table 1 says so beneath its row
+    rather than leaving the reader to notice. A floor without rows in the summary warns
+    nothing.
+    """
+    rows = _rows(summary, split, protocol)
+    out: dict[str, list[str]] = {}
+    for model in models:
+        for floor in floors_of(model):
+            below = []
+            for domain in ("A", "B"):
+                ours, base = rows.get((model, domain)), rows.get((floor, domain))
+                if ours is None or base is None:
+                    continue
+                below += [f"{domain_names[domain]} {label(m)} ({ours[f'{m}_mean']:.4f} < "
+                          f"{base[f'{m}_mean']:.4f})" for m in FLOOR_METRICS
+                          if ours[f"{m}_mean"] < base[f"{m}_mean"]]
+            if below:
+                out.setdefault(model, []).append(
+                    f"below floor {floor} on {', '.join(below)}: undertrained or misaligned")
+    return out
+
+
 def table1_markdown(summary: pl.DataFrame, models: Sequence[str], domain_names: dict[str, str],
-                    split: str = "test") -> str:
-    """Table 1 layout: models by rows; HR@5, HR@10, NDCG@5, NDCG@10 per target domain."""
+                    split: str = "test", protocol: str | None = None) -> str:
+    """Table 1 layout: models by rows; HR@5, HR@10, NDCG@5, NDCG@10 per target domain.
+
+    A learned model below a floor (``floor_warnings``) gets a ⚠ row beneath its own.
+    """
     columns = [(d, m) for d in ("A", "B") for m in TABLE1_METRICS]
-    return _markdown_table(summary, models, columns, domain_names, split)
+    notes = floor_warnings(summary, models, domain_names, split, protocol)
+    return _markdown_table(summary, models, columns, domain_names, split, protocol, notes)
+
+
+def protocol_heading(summary: pl.DataFrame, protocol: str, n_negatives: int,
+                     domain_names: dict[str, str], split: str = "test") -> str:
+    """The protocol of a table in words, with the mean effective list size per target domain.
+
+    Under "all" the effective list is the target-domain part of the 1 + n sampled items
+    (models/candidates.py), so the count is what makes the numbers comparable to others'.
+    """
+    part = summary.filter((pl.col("split") == split) & (pl.col("protocol") == protocol))
+    sizes = [f"{domain_names[d]} {part.filter(pl.col('target_domain') == d)['candidates'].mean():.1f}"
+             for d in ("A", "B") if part.filter(pl.col("target_domain") == d).height]
+    effective = f"; effective candidates per {split} user: {', '.join(sizes)}" if sizes else ""
+    return f"**Protocol `{protocol}`**: {describe_pool(protocol, n_negatives)}{effective}."
 
 
 def table_all_cutoffs_markdown(summary: pl.DataFrame, models: Sequence[str],
-                               domain_names: dict[str, str], split: str = "test") -> str:
+                               domain_names: dict[str, str], split: str = "test",
+                               protocol: str | None = None) -> str:
     """Every cut-off (1, 5, 10, 20) for both metrics, per target domain and pooled."""
     names = {**domain_names, "all": "both"}
     columns = [(d, m) for d in ("A", "B", "all") for m in METRICS]
-    return _markdown_table(summary, models, columns, names, split)
+    return _markdown_table(summary, models, columns, names, split, protocol)
 
 
 def table3_markdown(summary: pl.DataFrame, variants: Sequence[str], domain_names: dict[str, str],
-                    split: str = "test") -> str:
+                    split: str = "test", protocol: str | None = None) -> str:
     """Table 3 layout: LGCD variants by rows; HR@5 and NDCG@5 per target domain."""
     columns = [(d, m) for d in ("A", "B") for m in TABLE3_METRICS]
-    return _markdown_table(summary, variants, columns, domain_names, split)
+    return _markdown_table(summary, variants, columns, domain_names, split, protocol)
 
 
 TRAINING_BUDGET = frozenset({"epochs", "patience"})
@@ -134,10 +217,13 @@ def table3_models(variants: Sequence) -> list[str]:
             and (v.name == "full" or set(v.overrides) <= TRAINING_BUDGET)]
 
 
-def paper_comparison(summary: pl.DataFrame, split: str = "test") -> pl.DataFrame:
-    """Ours (mean over seeds) beside the paper's Food-Kitchen numbers, for models in both."""
-    rows = {(r["model"], r["target_domain"]): r
-            for r in summary.filter(pl.col("split") == split).iter_rows(named=True)}
+def paper_comparison(summary: pl.DataFrame, split: str = "test",
+                     protocol: str = "all") -> pl.DataFrame:
+    """Ours (mean over seeds) beside the paper's Food-Kitchen numbers, for models in both.
+
+    Only the paper's own protocol ("all") is comparable; without it the frame is empty.
+    """
+    rows = _rows(summary, split, protocol)
     out = []
     for model, paper_name in PAPER_NAMES.items():
         for table, published, columns in (("Table 1", TABLE1_FOOD_KITCHEN, TABLE1_COLUMNS),
@@ -173,9 +259,11 @@ def paper_comparison_markdown(comparison: pl.DataFrame, domain_names: dict[str, 
 
 
 def best_baseline(summary: pl.DataFrame, baselines: Sequence[str], metric: str = "ndcg@10",
-                  split: str = "test") -> str | None:
+                  split: str = "test", protocol: str | None = None) -> str | None:
     """Baseline with the highest mean ``metric`` over both target domains pooled."""
+    protocol = pick_protocol(summary, protocol)
     part = summary.filter((pl.col("split") == split) & (pl.col("target_domain") == "all")
+                          & (pl.col("protocol") == protocol)
                           & pl.col("model").is_in(list(baselines)))
     if part.is_empty():
         return None
@@ -183,9 +271,11 @@ def best_baseline(summary: pl.DataFrame, baselines: Sequence[str], metric: str =
 
 
 def paired_user_ndcg(ranks: pl.DataFrame, model_a: str, model_b: str, domain: str, k: int = 10,
-                     split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """Per-user NDCG@k averaged over the seeds both models share, paired by user."""
-    part = ranks.filter(pl.col("split") == split)
+                     split: str = "test", protocol: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user NDCG@k of one protocol averaged over the seeds both models share, paired by user."""
+    protocol = pick_protocol(ranks, protocol)
+    part = ranks.filter((pl.col("split") == split) & (pl.col("protocol") == protocol))
     if domain != "all":
         part = part.filter(pl.col("target_domain") == domain)
     seeds = set(part.filter(pl.col("model") == model_a)["seed"].to_list()) & set(
@@ -200,20 +290,25 @@ def paired_user_ndcg(ranks: pl.DataFrame, model_a: str, model_b: str, domain: st
 
 
 def significance(ranks: pl.DataFrame, model: str, baseline: str, permutations: int,
-                 seed: int = 0) -> dict[str, PairedTest]:
-    """Paired permutation test of per-user NDCG@10 (test users), per target domain and pooled."""
+                 seed: int = 0, protocol: str | None = None) -> dict[str, PairedTest]:
+    """Paired permutation test of per-user NDCG@10 (test users), per target domain and pooled.
+
+    One protocol (None: the primary one): the same users under two protocols are not
+    independent observations.
+    """
     out = {}
     for domain in ("A", "B", "all"):
-        a, b = paired_user_ndcg(ranks, model, baseline, domain)
+        a, b = paired_user_ndcg(ranks, model, baseline, domain, protocol=protocol)
         if a.size:
             out[domain] = paired_permutation_test(a, b, permutations, seed)
     return out
 
 
 def significance_markdown(tests: dict[str, PairedTest], model: str, baseline: str,
-                          domain_names: dict[str, str]) -> str:
+                          domain_names: dict[str, str], protocol: str | None = None) -> str:
     names = {**domain_names, "all": "both"}
-    lines = [f"Paired sign-flip permutation test, per-user test NDCG@10 (mean over seeds), "
+    under = "" if protocol is None else f" under protocol `{protocol}`"
+    lines = [f"Paired sign-flip permutation test, per-user test NDCG@10 (mean over seeds){under}, "
              f"**{model}** vs the best baseline **{baseline}**:", "",
              "| domain | users | NDCG@10 model | NDCG@10 baseline | difference | wins/losses | p |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -224,25 +319,36 @@ def significance_markdown(tests: dict[str, PairedTest], model: str, baseline: st
 
 
 def sweep_metrics(ranks: pl.DataFrame, split: str = "test") -> pl.DataFrame:
-    """Figure 3 points: metrics per (param, value, target_domain) of the sweep's ranks."""
+    """Figure 3 points: metrics per (param, value, protocol, target_domain) of the sweep's ranks.
+
+    Protocols keep the ranks' order (primary first) within a point.
+    """
     out = []
     part = ranks.filter(pl.col("split") == split)
-    for (param, value), group in part.group_by(["param", "value"], maintain_order=True):
+    protocols = {p: i for i, p in enumerate(part["protocol"].unique(maintain_order=True))}
+    for (param, value, protocol), group in part.group_by(["param", "value", "protocol"],
+                                                         maintain_order=True):
         for domain in ("A", "B", "all"):
             sub = group if domain == "all" else group.filter(pl.col("target_domain") == domain)
             if sub.height:
-                out.append({"param": param, "value": float(value), "target_domain": domain,
-                            "users": sub.height, **ranking_metrics(sub["rank"].to_numpy())})
-    schema = {"param": pl.String, "value": pl.Float64, "target_domain": pl.String,
-              "users": pl.Int64, **{m: pl.Float64 for m in METRICS}}
+                out.append({"param": param, "value": float(value), "protocol": protocol,
+                            "target_domain": domain, "users": sub.height,
+                            **ranking_metrics(sub["rank"].to_numpy())})
+    schema = {"param": pl.String, "value": pl.Float64, "protocol": pl.String,
+              "target_domain": pl.String, "users": pl.Int64, **{m: pl.Float64 for m in METRICS}}
     order = {"n_k": 0, "T": 1, "lam": 2}  # Figure 3's panel order
     return (pl.DataFrame(out, schema=schema)
-            .with_columns(panel=pl.col("param").replace_strict(order, default=len(order)))
-            .sort("panel", "value", "target_domain").drop("panel"))
+            .with_columns(panel=pl.col("param").replace_strict(order, default=len(order)),
+                          slot=pl.col("protocol").replace_strict(protocols, default=len(protocols),
+                                                                 return_dtype=pl.Int64))
+            .sort("panel", "value", "slot", "target_domain").drop("panel", "slot"))
 
 
-def sweep_markdown(points: pl.DataFrame, domain_names: dict[str, str]) -> str:
-    """Figure 3 as a table: HR@5 and NDCG@5 per swept value and target domain."""
+def sweep_markdown(points: pl.DataFrame, domain_names: dict[str, str],
+                   protocol: str | None = None) -> str:
+    """Figure 3 as a table: HR@5 and NDCG@5 per swept value and target domain, one protocol."""
+    protocol = pick_protocol(points, protocol)
+    points = points.filter(pl.col("protocol") == protocol)
     lines = ["| parameter | value | " + " | ".join(f"{domain_names[d]} {label(m)}" for d in ("A", "B")
                                                  for m in TABLE3_METRICS) + " |",
              "|---|---:|" + "---:|" * 4]

@@ -2,8 +2,9 @@
 
 The upstream stages are stubbed with a small planted split and untrained encoders (their
 own tests cover them), so this run exercises only the evaluation graph: every ranks_*
-asset must rank the same users on the same stored lists, and the report must carry both
-tables, the paper comparison, the significance test and the plots.
+asset must rank the same users on the same stored lists, under both candidate protocols,
+and the report must carry both tables (Table 1 once per protocol), the paper comparison,
+the significance test and the plots.
 """
 
 import base64
@@ -18,6 +19,7 @@ import torch
 
 from assets import baselines, evaluation, lgcd, report, sweep
 from models.eval_config import EMCDRConfig, EvaluationConfig, SequentialConfig, SweepConfig
+from models.evaluation import eval_users, rank_users
 from models.lgcd_config import LGCDConfig
 from models.lgcd_pipeline import LGCDStageConfig, VariantSpec
 from models.sequence_encoder import DomainEncoder, EncoderConfig
@@ -98,6 +100,85 @@ def config():
     return dataclasses.replace(cfg, format="llmcdsr", lgcd=stage, evaluation=ev)
 
 
+class Sine:
+    """A fixed, untrained item score: stands in for a trained LGCD in the fast test."""
+
+    def score(self, users, target_domain, candidates):
+        table = torch.sin(torch.arange(N_ITEMS[target_domain], dtype=torch.float32) * 3.1)
+        table = table[None].repeat(len(users), 1)  # (B, N)
+        return table if candidates is None else table.gather(1, candidates)
+
+
+def fake_lgcd_ranks(cfg) -> dg.AssetsDefinition:
+    @dg.asset(name="ranks_lgcd", code_version="fake")
+    def ranks_lgcd(store: VersionStore, sequences: pl.DataFrame,
+                   eval_candidates: pl.DataFrame) -> dg.MaterializeResult:
+        users = eval_users(sequences)
+        ranks = pl.concat([rank_users(Sine(), users, eval_candidates, s, "lgcd", 64,
+                                      cfg.evaluation.protocols) for s in cfg.evaluation.seeds])
+        return store.publish(ranks)
+    return ranks_lgcd
+
+
+def test_both_protocols_from_the_same_models_and_one_table1_each(tmp_path, instance):
+    """Fast: the evaluation graph without training (popularity, item-KNN, a fixed scorer)."""
+    base = config()
+    stage = dataclasses.replace(base.lgcd, variants=(VariantSpec("full"),))
+    ev = dataclasses.replace(base.evaluation, baselines=("popularity", "item_knn"), sweep=None)
+    cfg = dataclasses.replace(base, lgcd=stage, evaluation=ev)
+    assert ev.protocols == ("all", "target")  # the default: the paper's first, then LLMCDSR's
+    store = VersionStore(root=str(tmp_path / "storage"))
+    assets = [*stubs(), evaluation._candidates_asset(cfg), *baselines.build(cfg),
+              fake_lgcd_ranks(cfg), evaluation._evaluation_asset(cfg), *report.build(cfg)]
+    resources = {"store": store, "io_manager": VersionedIOManager(store=store)}
+    assert dg.materialize(assets, resources=resources, instance=instance).success
+
+    def latest(key):
+        return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization
+
+    # every held-out user has one list per seed and protocol, the primary protocol first
+    cands = storage.read(latest("eval_candidates").metadata["path"].value)
+    assert cands["protocol"].unique(maintain_order=True).to_list() == ["all", "target"]
+    per_user = cands.group_by("seed", "split", "user").agg(pl.col("protocol").n_unique())
+    assert (per_user["protocol"] == 2).all() and per_user.height == 20 * len(SEEDS)
+    effective = latest("eval_candidates").metadata["effective_negatives"].value
+    assert "| all | test | A |" in effective and "| target | test | A |" in effective
+
+    # one popularity model per seed, ranked under both protocols: "target" (here the whole
+    # target catalog, 40 negatives > its size) holds every item of the "all" list's target part
+    ranks = storage.read(latest("ranks_popularity").metadata["path"].value)
+    wide = ranks.pivot("protocol", index=["seed", "split", "user", "target_domain"],
+                       values=["rank", "n_candidates"])
+    assert wide.height == per_user.height
+    assert (wide["n_candidates_target"] == wide["target_domain"].replace_strict(
+        N_ITEMS, return_dtype=pl.Int32)).all()
+    assert (wide["n_candidates_all"] <= wide["n_candidates_target"]).all()
+    assert (wide["n_candidates_all"] < wide["n_candidates_target"]).any()
+    # same scores, a superset of competitors: the truth never ranks better under "target"
+    assert (wide["rank_all"] <= wide["rank_target"]).all()
+
+    meta = latest("report").metadata
+    assert meta["protocols"].value == ["all", "target"]
+    table1, table1_target = meta["table1"].value, meta["table1_target"].value
+    assert table1.startswith("**Protocol `all`**: 1 ground truth + 40 negatives sampled from all")
+    assert "effective candidates per test user: Food" in table1
+    assert table1_target.startswith("**Protocol `target`**: 1 ground truth + 40 negatives sampled "
+                                    "from the target domain")
+    assert "Food 24.0, Kitchen 30.0" in table1_target  # the whole (small) target catalogs
+    for table in (table1, table1_target):
+        assert "| model | Food HR@5 | Food HR@10 |" in table
+        assert "| popularity |" in table and "| item_knn |" in table and "| lgcd |" in table
+    assert "table1_all" not in meta  # the primary protocol is ``table1``
+    assert "under protocol `all`" in meta["significance"].value
+    assert meta["paper_comparison"].value.startswith("**Protocol `all`**")
+    tables = storage.read(meta["path"].value)
+    for name in ("results", "summary"):
+        assert set(tables[name]["protocol"]) == {"all", "target"}
+    summary = tables["summary"]
+    assert summary.group_by("model", "protocol", "split", "target_domain").len()["len"].max() == 1
+    assert set(tables["significance"]["protocol"]) == {"all"}
+
+
 @pytest.mark.slow
 def test_report_materializes_with_both_tables(tmp_path, instance):
     cfg = config()
@@ -119,19 +200,20 @@ def test_report_materializes_with_both_tables(tmp_path, instance):
     everything = storage.read(latest("evaluation").metadata["path"].value)
     ranks = everything["ranks"]
     models = set(ranks["model"])
-    assert models == {"popularity", "item_knn", "sasrec", "gru4rec", "emcdr", "lgcd",
-                      "lgcd_wo_diffusion"}
+    assert models == {"popularity", "target_popularity", "item_knn", "bag", "sasrec", "gru4rec",
+                      "emcdr", "lgcd", "lgcd_wo_diffusion"}
     # identical lists: every model ranks the same users on lists of the same size per seed
-    lists = ranks.group_by("seed", "split", "user").agg(pl.col("n_candidates").n_unique().alias("k"),
-                                                        pl.len().alias("models"))
+    lists = ranks.group_by("seed", "protocol", "split", "user").agg(
+        pl.col("n_candidates").n_unique().alias("k"), pl.len().alias("models"))
     assert (lists["k"] == 1).all() and (lists["models"] == len(models)).all()
     assert (ranks["rank"] < ranks["n_candidates"]).all() and (ranks["rank"] >= 0).all()
     assert sorted(ranks["seed"].unique()) == list(SEEDS)
 
     meta = latest("report").metadata
     table1, table3 = meta["table1"].value, meta["table3"].value
-    assert table1.startswith("| model | Food HR@5 | Food HR@10 | Food NDCG@5 | Food NDCG@10 |")
+    assert "| model | Food HR@5 | Food HR@10 | Food NDCG@5 | Food NDCG@10 |" in table1
     assert "| sasrec |" in table1 and "| lgcd |" in table1 and "±" in table1
+    assert table1.startswith("**Protocol `all`**") and "| sasrec |" in meta["table1_target"].value
     assert "| lgcd_wo_diffusion |" in table3 and "Kitchen NDCG@5" in table3
     assert "| Table 1 | lgcd (LGCD) | Food | HR@5 |" in meta["paper_comparison"].value
     assert "permutation test" in meta["significance"].value

@@ -1,4 +1,4 @@
-"""Candidate lists: ground truth once and first, distinct negatives, one list per seed."""
+"""Candidate lists: ground truth once and first, distinct negatives, one list per seed and protocol."""
 
 import numpy as np
 import polars as pl
@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.candidates import CANDIDATE_SCHEMA, sample_all_seeds, sample_candidates
+from models.candidates import (
+    CANDIDATE_SCHEMA,
+    describe_pool,
+    protocol_lists,
+    sample_all_seeds,
+    sample_candidates,
+    stored_protocols,
+)
 
 N_ITEMS = {"A": 1500, "B": 3000}
 
@@ -69,6 +76,35 @@ def test_small_catalog_uses_every_other_item():
 def test_full_pool_keeps_only_the_truth():
     table = sample_candidates(held_out(6), N_ITEMS, 999, "full", seed=0)
     assert table["cand_items"].list.len().to_list() == [1] * 6
+
+
+def test_every_protocol_is_stored_per_seed_primary_first():
+    table = sample_all_seeds(held_out(12), N_ITEMS, 999, ("all", "target"), (0, 1))
+    assert table.schema == pl.Schema(CANDIDATE_SCHEMA)
+    assert stored_protocols(table) == ["all", "target"]
+    counts = table.group_by("seed", "protocol").len()
+    assert sorted(counts.iter_rows()) == [(0, "all", 12), (0, "target", 12), (1, "all", 12),
+                                          (1, "target", 12)]
+    per_user = table.group_by("seed", "split", "user").agg(
+        pl.col("protocol").sort().alias("protocols"), pl.col("target_item").n_unique().alias("t"))
+    assert (per_user["protocols"].list.join(",") == "all,target").all() and (per_user["t"] == 1).all()
+    target = protocol_lists(table, "target")
+    assert set(target["protocol"]) == {"target"} and (target["n_target_negatives"] == 999).all()
+    # "all" keeps ~1500/4499 of its 999 in the domain of A, ~3000/4499 in B: fewer than 999
+    assert (protocol_lists(table)["n_target_negatives"] < 999).all()  # None: the primary, "all"
+    with pytest.raises(ValueError, match="no stored candidates for protocol 'full'"):
+        protocol_lists(table, "full")
+
+
+def test_a_protocols_lists_are_the_ones_it_has_alone():
+    """Each list is a function of (seed, split, user, protocol): other protocols change none."""
+    rows = held_out(20)
+    both = sample_all_seeds(rows, N_ITEMS, 999, ("target", "all"), (4,))
+    for pool in ("all", "target"):
+        alone = sample_candidates(rows, N_ITEMS, 999, pool, seed=4)
+        assert both.filter(pl.col("protocol") == pool).equals(alone)
+    assert stored_protocols(both) == ["target", "all"]  # stored in the configured order
+    assert "999 negatives sampled from the target domain" in describe_pool("target", 999)
 
 
 def test_stacked_seeds_and_bad_targets():

@@ -13,14 +13,18 @@ STAGE = LGCDStageConfig(model=LGCDConfig(seed=0, n_k=10),
 
 def test_defaults_follow_the_paper_protocol():
     cfg = EvaluationConfig.from_dict(None)
-    assert (cfg.seeds, cfg.n_negatives, cfg.negatives, cfg.sweep) == ((0, 1, 2), 999, "all", None)
+    assert (cfg.seeds, cfg.n_negatives, cfg.protocols, cfg.sweep) == ((0, 1, 2), 999,
+                                                                     ("all", "target"), None)
+    assert EvaluationConfig.from_dict({"protocols": ["target"]}).primary == "target"
     assert EvaluationConfig.from_dict({"sweep": {}}).sweep == SweepConfig()
 
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"colour": 1}, "evaluation: unknown fields ['colour']"),
     ({"sequential": {"depth": 2}}, "evaluation.sequential: unknown fields ['depth']"),
-    ({"negatives": "some"}, "evaluation.negatives='some'"),
+    ({"protocols": ["some"]}, "evaluation.protocols=['some']; need distinct protocols from"),
+    ({"protocols": ["all", "all"]}, "evaluation.protocols=['all', 'all']"),
+    ({"protocols": []}, "evaluation.protocols=[]"),
     ({"seeds": [1, 1]}, "need distinct seeds"),
     ({"seeds": []}, "need distinct seeds"),
     ({"baselines": ["bpr"]}, "unknown ['bpr']"),

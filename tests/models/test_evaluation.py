@@ -1,11 +1,20 @@
-"""One ranking path for every model: stored candidates, other-domain masking, full ranking."""
+"""One ranking path for every model: stored candidates, other-domain masking, full ranking,
+every protocol from the same scores."""
 
 import polars as pl
 import pytest
 import torch
 
 from models.candidates import sample_all_seeds
-from models.evaluation import EvalUser, eval_users, metric_rows, rank_users, validation_ndcg
+from models.evaluation import (
+    RANK_SCHEMA,
+    EvalUser,
+    eval_users,
+    metric_rows,
+    rank_users,
+    validation_ndcg,
+)
+from models.metrics import ranking_metrics
 
 N_ITEMS = {"A": 40, "B": 60}
 
@@ -42,6 +51,18 @@ class Constant:
     def score(self, users, target_domain, candidates):
         shape = (len(users), N_ITEMS[target_domain]) if candidates is None else candidates.shape
         return torch.zeros(shape)
+
+
+class Counting(Oracle):
+    """An oracle that records the candidate tensors it was asked to score."""
+
+    def __init__(self, users, invert=False):
+        super().__init__(users, invert)
+        self.calls = []
+
+    def score(self, users, target_domain, candidates):
+        self.calls.append(None if candidates is None else candidates.clone())
+        return super().score(users, target_domain, candidates)
 
 
 @pytest.fixture
@@ -84,17 +105,97 @@ def test_identical_candidate_lists_for_every_model(setup):
 
 
 def test_full_ranking_uses_the_whole_target_catalog(setup):
-    _, users, cands = setup
-    ranks = rank_users(Oracle(users, invert=True), users, cands, 0, "full", full=True)
+    seqs, users, _ = setup
+    cands = sample_all_seeds(seqs.filter(pl.col("split") != "train"), N_ITEMS, 30, "full", (0,))
+    ranks = rank_users(Oracle(users, invert=True), users, cands, 0, "full")
+    assert set(ranks["protocol"]) == {"full"}
     for r in ranks.iter_rows(named=True):
         assert r["n_candidates"] == N_ITEMS[r["target_domain"]]
         assert r["rank"] == r["n_candidates"] - 1
+
+
+@pytest.fixture
+def both():
+    """Lists of the paper's protocol ("all", primary) and LLMCDSR's ("target"), two seeds."""
+    seqs = sequences()
+    users = eval_users(seqs)
+    cands = sample_all_seeds(seqs.filter(pl.col("split") != "train"), N_ITEMS, 30,
+                             ("all", "target"), (0, 1))
+    return users, cands
+
+
+def test_every_protocol_is_ranked_from_one_scoring_pass(both):
+    users, cands = both
+    scorer = Counting(users, invert=True)
+    ranks = rank_users(scorer, users, cands, 0, "worst", batch_size=4)
+    assert ranks.schema == pl.Schema(RANK_SCHEMA)
+    assert ranks["protocol"].unique(maintain_order=True).to_list() == ["all", "target"]
+    # one call per batch (3 of A users, 3 of B users at 4 per batch: 2 + 2), not per protocol
+    assert len(scorer.calls) == 4
+    stored = {(r["protocol"], r["split"], r["user"]): r["n_target_negatives"]
+              for r in cands.filter(pl.col("seed") == 0).iter_rows(named=True)}
+    for r in ranks.iter_rows(named=True):
+        # the inverted oracle ranks the truth last among each protocol's own target items
+        assert r["rank"] == r["n_candidates"] - 1 == stored[(r["protocol"], r["split"], r["user"])]
+    sizes = ranks.pivot("protocol", index=["split", "user"], values="n_candidates")
+    # "target" keeps all 30 negatives; "all" keeps only the target-domain part of its 30
+    assert (sizes["target"] == 31).all() and (sizes["all"] <= sizes["target"]).all()
+    assert (sizes["all"] < sizes["target"]).any()
+
+
+def test_ranks_per_protocol_equal_ranking_that_protocol_alone(both):
+    users, cands = both
+
+    class Hashed:
+        """Fixed pseudo-random item scores: ranks depend on the lists, not on batching."""
+
+        def score(self, users, target_domain, candidates):
+            table = torch.sin(torch.arange(N_ITEMS[target_domain], dtype=torch.float32) * 7.3)
+            table = table[None].repeat(len(users), 1)  # (B, N)
+            return table if candidates is None else table.gather(1, candidates)
+
+    together = rank_users(Hashed(), users, cands, 1, "h")
+    for protocol in ("all", "target"):
+        alone = rank_users(Hashed(), users, cands.filter(pl.col("protocol") == protocol), 1, "h")
+        assert together.filter(pl.col("protocol") == protocol).equals(alone)
+    only_target = rank_users(Hashed(), users, cands, 1, "h", protocols=["target"])
+    assert set(only_target["protocol"]) == {"target"}
+
+
+def test_metrics_keep_protocols_apart(both):
+    users, cands = both
+    rows = metric_rows(rank_users(Oracle(users, invert=True), users, cands, 0, "worst"))
+    assert set(rows["protocol"]) == {"all", "target"}
+    assert rows.group_by("protocol", "split", "target_domain").len()["len"].max() == 1
+    target = rows.filter(pl.col("protocol") == "target")
+    assert (target["candidates"] == 31.0).all() and (target["hr@20"] == 0.0).all()
+    assert (rows.filter(pl.col("protocol") == "all")["candidates"] < 31.0).all()
+
+
+def test_validation_reads_the_primary_protocol_only():
+    seqs = sequences()
+    users = eval_users(seqs)
+    # 8 negatives: the truth, ranked last, is inside the top 10 under both protocols, at
+    # rank 8 on "target" lists and at the (smaller) target-domain count on "all" lists
+    cands = sample_all_seeds(seqs.filter(pl.col("split") != "train"), N_ITEMS, 8,
+                             ("all", "target"), (0,))
+    worst = Oracle(users, invert=True)
+    ranks = rank_users(worst, [u for u in users if u.split == "valid"], cands, 0, "w")
+    expected = {p: ranking_metrics(ranks.filter(pl.col("protocol") == p)["rank"].to_numpy(),
+                                   (10,))["ndcg@10"] for p in ("all", "target")}
+    assert expected["all"] > expected["target"] > 0.0
+    assert validation_ndcg(worst, users, cands, 0) == expected["all"]  # the primary: first stored
+    assert validation_ndcg(worst, users, cands, 0, protocol="target") == expected["target"]
+    flipped = cands.sort(pl.col("protocol") != "target", maintain_order=True)
+    assert validation_ndcg(worst, users, flipped, 0) == expected["target"]
 
 
 def test_missing_candidates_fail_with_a_hint(setup):
     _, users, cands = setup
     with pytest.raises(ValueError, match="re-materialize eval_candidates"):
         rank_users(Constant(), users, cands, seed=5, model="x")
+    with pytest.raises(ValueError, match="no stored 'target' candidates"):
+        rank_users(Constant(), users, cands, seed=0, model="x", protocols=["target"])
 
 
 def test_metric_rows_per_domain_and_pooled(setup):

@@ -10,10 +10,12 @@ from models.paper_results import TABLE1_FOOD_KITCHEN
 from models.report import (
     best_baseline,
     domain_names,
+    floor_warnings,
     is_food_kitchen,
     paired_user_ndcg,
     paper_comparison,
     paper_comparison_markdown,
+    protocol_heading,
     significance,
     summarize,
     sweep_markdown,
@@ -27,15 +29,26 @@ from models.report_plots import metric_bars_png, sensitivity_png
 NAMES = {"A": "Food", "B": "Kitchen"}
 
 
-def ranks_table() -> pl.DataFrame:
+def ranks_table(protocol: str = "all") -> pl.DataFrame:
     """lgcd ranks everyone first; sasrec ranks 9 on seed 0 and 0 on seed 1; pop always 50."""
     rows = []
     for seed in (0, 1):
         for u in range(8):
             dom = "A" if u < 4 else "B"
             for model, rank in (("lgcd", 0), ("sasrec", 9 if seed == 0 else 0), ("popularity", 50)):
-                rows.append({"model": model, "seed": seed, "split": "test", "user": f"u{u}",
-                             "target_domain": dom, "rank": rank, "n_candidates": 100})
+                rows.append({"model": model, "seed": seed, "protocol": protocol, "split": "test",
+                             "user": f"u{u}", "target_domain": dom, "rank": rank,
+                             "n_candidates": 100})
+    return pl.DataFrame(rows, schema=RANK_SCHEMA)
+
+
+def floor_table(sasrec_rank: int, floors: dict[str, int]) -> pl.DataFrame:
+    """Food (A) users only; every model ranks each user at the given rank on both seeds."""
+    rows = [{"model": model, "seed": seed, "protocol": "all", "split": "test", "user": f"u{u}",
+             "target_domain": "A", "rank": rank, "n_candidates": 100}
+            for seed in (0, 1) for u in range(4)
+            for model, rank in (("sasrec", sasrec_rank), ("lgcd", 0), ("popularity", 90),
+                                *floors.items())]
     return pl.DataFrame(rows, schema=RANK_SCHEMA)
 
 
@@ -57,6 +70,67 @@ def test_table1_layout_bold_best_and_underlined_second():
     assert "**1.0000 ± 0.0000**" in lgcd
     sasrec = next(line for line in lines if line.startswith("| sasrec"))
     assert "<u>0.5000 ± 0.7071</u>" in sasrec
+
+
+def test_a_learned_model_below_a_floor_gets_a_warning_row_beneath_it():
+    # sasrec at rank 5 (NDCG@10 0.356) below target_popularity at rank 2 (0.5); HR@10 ties
+    summary = summarize(floor_table(5, {"target_popularity": 2}))
+    models = ["popularity", "target_popularity", "sasrec", "lgcd"]
+    lines = table1_markdown(summary, models, NAMES).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sasrec |"))
+    assert lines[at + 1] == ("| ⚠ sasrec | below floor target_popularity on Food NDCG@10 "
+                             "(0.3562 < 0.5000): undertrained or misaligned |" + " |" * 7)
+    assert len(lines) == 2 + len(models) + 1  # lgcd (rank 0) and popularity (not learned): none
+    assert lines[at + 1].count("|") == lines[at].count("|")
+
+
+def test_no_warning_above_the_floors_or_without_them():
+    models = ["target_popularity", "bag", "sasrec", "gru4rec", "lgcd"]
+    above = summarize(floor_table(1, {"target_popularity": 3, "bag": 2}))
+    assert floor_warnings(above, models, NAMES) == {}
+    assert "⚠" not in table1_markdown(above, models, NAMES)
+    no_floors = summarize(floor_table(60, {}))
+    assert floor_warnings(no_floors, ["popularity", "sasrec", "lgcd"], NAMES) == {}
+    assert "⚠" not in table1_markdown(no_floors, ["popularity", "sasrec", "lgcd"], NAMES)
+
+
+def test_floors_checked_per_model_kind():
+    # bag (rank 4) is below target_popularity (rank 3) and is checked only against it;
+    # sasrec (rank 50) is below both floors on both metrics: one row per floor
+    warnings = floor_warnings(summarize(floor_table(50, {"target_popularity": 3, "bag": 4})),
+                              ["target_popularity", "bag", "sasrec", "lgcd"], NAMES)
+    assert set(warnings) == {"bag", "sasrec"}
+    assert len(warnings["bag"]) == 1 and warnings["bag"][0].startswith(
+        "below floor target_popularity on Food NDCG@10")
+    assert [w.split(" on ")[0] for w in warnings["sasrec"]] == [
+        "below floor target_popularity", "below floor bag"]
+    assert "Food HR@10 (0.0000 < 1.0000), Food NDCG@10" in warnings["sasrec"][0]
+
+
+def test_each_protocol_has_its_own_table_and_heading():
+    ranks = pl.concat([ranks_table("all").with_columns(n_candidates=pl.lit(30, pl.Int32)),
+                       ranks_table("target").with_columns(
+                           rank=pl.when(pl.col("model") == "lgcd").then(pl.lit(20, pl.Int32))
+                           .otherwise("rank"))])
+    summary = summarize(ranks)
+    assert summary["protocol"].unique(maintain_order=True).to_list() == ["all", "target"]
+    primary = table1_markdown(summary, ["sasrec", "lgcd"], NAMES)
+    assert primary == table1_markdown(summary, ["sasrec", "lgcd"], NAMES, protocol="all")
+    lgcd_all = next(x for x in primary.splitlines() if x.startswith("| lgcd |"))
+    target = table1_markdown(summary, ["sasrec", "lgcd"], NAMES, protocol="target")
+    lgcd_target = next(x for x in target.splitlines() if x.startswith("| lgcd |"))
+    assert "**1.0000 ± 0.0000**" in lgcd_all and "0.0000 ± 0.0000" in lgcd_target
+    heading = protocol_heading(summary, "all", 999, NAMES)
+    assert heading.startswith("**Protocol `all`**: 1 ground truth + 999 negatives sampled from all")
+    assert "effective candidates per test user: Food 30.0, Kitchen 30.0" in heading
+    assert "Food 100.0" in protocol_heading(summary, "target", 999, NAMES)
+    # significance and the paper comparison read one protocol each
+    tests = significance(ranks, "lgcd", "sasrec", permutations=200, protocol="target")
+    assert tests["all"].mean_a == 0.0
+    cmp = paper_comparison(summary)
+    lgcd = cmp.filter((pl.col("model") == "lgcd") & (pl.col("metric") == "hr@10"))
+    assert (lgcd["ours"] == 1.0).all()  # the "all" protocol's numbers, not "target"'s
+    assert paper_comparison(summarize(ranks_table("target"))).is_empty()
 
 
 def test_table3_has_hr5_and_ndcg5_per_domain():

@@ -9,7 +9,9 @@ from tests.conftest import write_demo_yaml
 
 def test_no_section_means_the_papers_protocol_over_three_seeds(tmp_path):
     ev = load_dataset_config(write_demo_yaml(tmp_path, drop=("evaluation",))).evaluation
-    assert (ev.negatives, ev.n_negatives, ev.seeds, ev.sweep) == ("all", 999, (0, 1, 2), None)
+    assert (ev.protocols, ev.n_negatives, ev.seeds, ev.sweep) == (("all", "target"), 999,
+                                                                  (0, 1, 2), None)
+    assert ev.primary == "all"  # the paper's protocol leads: validation, significance, table1
 
 
 def test_the_sweep_needs_enough_retrieved_pseudo_items(tmp_path):
@@ -23,7 +25,11 @@ def test_the_sweep_needs_enough_retrieved_pseudo_items(tmp_path):
 
 @pytest.mark.parametrize(("section", "message"), [
     ({"seeds": [0, 0]}, "need distinct seeds"),
-    ({"negatives": "random"}, "evaluation.negatives='random'"),
+    ({"protocols": ["all", "random"]}, r"evaluation.protocols=\['all', 'random'\]"),
+    ({"protocols": []}, r"evaluation.protocols=\[\]"),
+    ({"protocols": ["target", "target"]}, r"evaluation.protocols=\['target', 'target'\]"),
+    ({"protocols": "all"}, "evaluation.protocols='all'"),
+    ({"negatives": "all"}, r"evaluation: unknown fields \['negatives'\]"),
     ({"emcdr": {"layers": 3}}, r"evaluation.emcdr: unknown fields \['layers'\]"),
 ])
 def test_errors_name_the_file_and_field(tmp_path, section, message):
@@ -36,3 +42,4 @@ def test_shipped_configs_load():
     for name in ("demo", "food_kitchen_llmcdsr", "food_kitchen_llmcdsr_cpu"):
         cfg = load_dataset_config(PROJECT_ROOT / "configs" / f"{name}.yaml")
         assert cfg.evaluation.seeds and len(cfg.evaluation.seeds) >= 3
+        assert cfg.evaluation.protocols == ("all", "target")
