@@ -1,7 +1,9 @@
 """Stage 2b: per-domain pre-trained sequence encoders (paper section 3.3.1), one checkpoint each.
 
 One asset per domain, so a user can retrain one domain alone. Each trains on the
-domain's single-domain users only and early-stops on a held-out slice of them;
+domain's part of every training user's history (single-domain users and the
+within-domain sub-sequences of overlapping training users, never held-out users)
+and early-stops on a held-out slice of those sequences;
 the checkpoint is self-contained (it carries the item text embeddings) and loads
 with ``DomainEncoder.from_checkpoint(ckpt.state_dict, ckpt.config)``.
 """
@@ -19,7 +21,7 @@ from models.encoder_training import (
     EpochStats,
     TrainingDataError,
     TrainResult,
-    single_domain_sequences,
+    domain_training_sequences,
     train_domain_encoder,
 )
 from models.plots import training_curves_png
@@ -38,7 +40,7 @@ def _history_markdown(result: TrainResult) -> str:
     lines = ["| epoch | loss | HR@10 | NDCG@10 | s |", "|---:|---:|---:|---:|---:|"]
     for e in result.history:
         best = " **best**" if e.epoch == result.best_epoch else ""
-        lines.append(f"| {e.epoch}{best} | {e.loss:.4f} | {e.hr10:.4f} | {e.ndcg10:.4f} "
+        lines.append(f"| {e.epoch:g}{best} | {e.loss:.4f} | {e.hr10:.4f} | {e.ndcg10:.4f} "
                      f"| {e.seconds:.1f} |")
     return "\n".join(lines)
 
@@ -56,7 +58,7 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
         name=asset_name(domain),
         group_name=groups.ENCODERS,
         pool="gpu",
-        code_version=code_version("enc1", cfg.encoder),
+        code_version=code_version("enc2", cfg.encoder),
         ins={"embeddings": dg.AssetIn(key=embeddings_asset(domain))},
         kinds={"pytorch"},
         description=f"Pre-trained ID + text sequence encoder of domain {domain} with its "
@@ -67,11 +69,11 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
         """Pre-trained ID + text sequence encoder of one domain with its fusion layer."""
 
         def log_epoch(e: EpochStats) -> None:
-            context.log.info(f"domain {domain} epoch {e.epoch}: loss {e.loss:.4f}, "
+            context.log.info(f"domain {domain} epoch {e.epoch:g}: loss {e.loss:.4f}, "
                              f"val HR@10 {e.hr10:.4f}, NDCG@10 {e.ndcg10:.4f} ({e.seconds:.1f} s)")
 
         with user_errors(TrainingDataError):
-            histories = single_domain_sequences(sequences, domain)
+            histories = domain_training_sequences(sequences, domain)
             item_text = torch.from_numpy(embeddings.sort("index")["embedding"].to_numpy().copy())
             result = train_domain_encoder(histories, item_text, cfg.encoder, domain, log_epoch,
                                           on_progress=context.log.info)
@@ -81,11 +83,14 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
         extra = {"domain": domain, "best_epoch": result.best_epoch, "history": history,
                  "train_config": dataclasses.asdict(cfg.encoder)}
         ckpt = Checkpoint(result.state_dict, result.config, extra=extra)
-        best = result.history[result.best_epoch - 1]
+        best = next(e for e in result.history if e.epoch == result.best_epoch)
         return store.publish(
             ckpt, domain=domain, best_epoch=result.best_epoch, epochs_run=len(result.history),
             val_hr10=best.hr10, val_ndcg10=best.ndcg10, train_sequences=result.n_train,
             valid_sequences=result.n_valid, train_positions=result.n_positions,
+            from_single_domain_users=result.n_single,
+            from_overlapping_users=result.n_overlap, loss=result.loss,
+            precision=result.precision,
             steps=result.steps, train_seconds=round(result.seconds, 1),
             steps_per_s=round(result.steps / result.seconds, 2) if result.seconds else 0.0,
             epochs=dg.MetadataValue.md(_history_markdown(result)),

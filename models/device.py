@@ -19,3 +19,36 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was requested but CUDA is not available on this machine")
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512_BF16 or AMX-BF16 in the CPU flags: only there is bf16 faster than fp32.
+
+    Machines of one kind differ (one had AVX512_BF16, another AVX2 only, where bf16
+    ran slower than fp32), so this is read at run time, never assumed.
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return False
+    return False
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` ("auto" | "fp32" | "bf16") on ``device``; None = fp32.
+
+    "auto" takes bf16 on CUDA devices that support it and on CPUs with native bf16.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision={precision!r}; allowed auto, fp32, bf16")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_native_bf16() else None

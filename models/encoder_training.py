@@ -1,15 +1,22 @@
 """Pre-training of one domain's sequence encoder (paper section 3.3.1, eq. 3).
 
-Data: only the domain's single-domain users, i.e. rows of ``sequences`` with
-``kind == "single"``, ``split == "train"`` and ``source_domain == domain``. A
-seeded slice of those users is held out; each epoch their last item is ranked
-against every item of the domain from the rest of their history (HR@10,
-NDCG@10), and training stops once NDCG@10 has not improved for ``patience``
-epochs. The best epoch's weights are returned.
+Data: the domain's part of every *training* sequence: single-domain users of the
+domain and the within-domain sub-sequences of overlapping training users (their
+held-out last item put back when it is of this domain). Valid and test users are
+never read. Why the overlap users too: on a pair where almost every user
+overlaps, single-domain users alone are too few to train anything, and on
+Food-Kitchen they add 7,501 sequences to Food's 5,472.
 
-Loss: eq. 3, softmax cross-entropy of the fused state against E_fusion of all N
-items. Every prefix of a training sequence counts as one S_i (as in SASRec):
-one causal forward pass gives the state after each prefix.
+A seeded slice of those sequences is held out; at each validation their last
+item is ranked against every item of the domain from the rest of the sequence
+(HR@10, NDCG@10). The shared loop (models/training.py) early-stops on NDCG@10
+and restores the best weights.
+
+Loss: eq. 3, softmax cross-entropy of the fused state against E_fusion. Every
+prefix of a training sequence counts as one S_i (as in SASRec). Catalogs above
+``full_softmax_max_items`` use the logQ-corrected sampled softmax of
+models/losses.py over the batch's positives plus ``sampled_negatives`` shared
+uniform negatives, and only the candidates' rows of E_fusion are computed.
 
 On CPU the run is deterministic for a given seed (and thread count).
 """
@@ -23,9 +30,17 @@ import torch
 import torch.nn.functional as F
 
 from models.device import resolve_device
+from models.losses import (
+    candidate_set,
+    check_negatives,
+    inclusion_log_prob,
+    sampled_softmax_loss,
+    target_frequencies,
+)
 from models.metrics import hit_rate, ndcg, target_ranks
 from models.schema import SEQUENCES
 from models.sequence_encoder import DomainEncoder, EncoderConfig, pad_sequences
+from models.training import LoopConfig, train_loop
 
 TOP_K = 10
 
@@ -48,17 +63,23 @@ class EncoderTrainConfig:
     lr: float = 1e-3
     batch_size: int = 128
     epochs: int = 30  # upper bound; early stopping usually ends sooner
-    patience: int = 3  # epochs without a better validation NDCG@10 before stopping
+    patience: int = 3  # validations without a better NDCG@10 before stopping
+    eval_every: int = 0  # steps between validations; 0 = after every epoch
+    precision: str = "auto"  # autocast: auto (bf16 where the CPU has it natively), fp32, bf16
+    # loss: full softmax up to this many items, sampled softmax (logQ-corrected) above
+    full_softmax_max_items: int = 10000
+    sampled_negatives: int = 1024  # shared uniform negatives per step of the sampled softmax
     # data
-    valid_fraction: float = 0.1  # share of single-domain users held out for early stopping
-    max_valid: int = 2000  # cap on held-out users, so validation stays cheap on big domains
+    valid_fraction: float = 0.1  # share of training sequences held out for early stopping
+    max_valid: int = 2000  # cap on held-out sequences, so validation stays cheap on big domains
     min_sequences: int = 10  # fewer usable sequences (>= 2 items) than this is an error
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
 
     def __post_init__(self) -> None:
         ints = {"d": 1, "n_heads": 1, "n_layers": 1, "max_len": 1, "batch_size": 1, "epochs": 1,
-                "patience": 1, "max_valid": 1, "min_sequences": 2, "seed": 0}
+                "patience": 1, "max_valid": 1, "min_sequences": 2, "seed": 0, "eval_every": 0,
+                "full_softmax_max_items": 1, "sampled_negatives": 1}
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -74,16 +95,25 @@ class EncoderTrainConfig:
             raise ValueError(f"encoder.valid_fraction={self.valid_fraction!r}; allowed (0, 1)")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"encoder.device={self.device!r}; use auto, cpu, cuda or cuda:N")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"encoder.precision={self.precision!r}; allowed auto, fp32, bf16")
 
     def model_config(self, n_items: int, text_dim: int) -> EncoderConfig:
         return EncoderConfig(n_items=n_items, text_dim=text_dim, d=self.d, n_heads=self.n_heads,
                              n_layers=self.n_layers, max_len=self.max_len, dropout=self.dropout)
 
+    def loop(self) -> LoopConfig:
+        return LoopConfig(epochs=self.epochs, patience=self.patience, eval_every=self.eval_every,
+                          precision=self.precision)
+
+    def uses_sampled_softmax(self, n_items: int) -> bool:
+        return n_items > self.full_softmax_max_items
+
 
 @dataclass(frozen=True)
 class EpochStats:
-    epoch: int  # 1-based
-    loss: float  # mean training loss over the epoch's batches
+    epoch: float  # 1-based epoch of the validation (fractional when validating within epochs)
+    loss: float  # mean training loss since the previous validation
     hr10: float  # validation HR@10
     ndcg10: float  # validation NDCG@10
     seconds: float
@@ -91,29 +121,65 @@ class EpochStats:
 
 @dataclass
 class TrainResult:
-    state_dict: dict[str, torch.Tensor]  # best epoch's weights, on CPU
+    state_dict: dict[str, torch.Tensor]  # best validation's weights, on CPU
     config: dict  # DomainEncoder.to_checkpoint() config
     history: list[EpochStats] = field(default_factory=list)
-    best_epoch: int = 0
+    best_epoch: float = 0
     n_train: int = 0  # training sequences
     n_valid: int = 0  # held-out sequences
     n_positions: int = 0  # next-item targets per epoch
+    n_single: int = 0  # training sequences from single-domain users
+    n_overlap: int = 0  # training sequences from overlapping users' within-domain parts
+    loss: str = "full"  # "full" or "sampled" softmax
+    precision: str = "fp32"
     steps: int = 0
     seconds: float = 0.0
 
 
-def single_domain_sequences(sequences: pl.DataFrame, domain: str) -> list[list[int]]:
-    """Item histories of the domain's single-domain training users, ordered by user."""
+@dataclass(frozen=True)
+class DomainSequences:
+    """A domain's training sequences and where they came from."""
+
+    sequences: list[list[int]]
+    n_single: int
+    n_overlap: int
+
+
+def domain_training_sequences(sequences: pl.DataFrame, domain: str) -> DomainSequences:
+    """The domain's part of every training user's history, ordered by user.
+
+    Single-domain users of the domain as they are; overlapping training users by their
+    items of this domain, the held-out last item included when it is of this domain.
+    Valid and test users are never read.
+    """
     missing = [c for c in SEQUENCES if c not in sequences.columns]
     if missing:
         raise TrainingDataError(f"sequences table lacks columns {missing} (see models/schema.py)")
-    rows = sequences.filter((pl.col("kind") == "single") & (pl.col("split") == "train")
-                            & (pl.col("source_domain") == domain)).sort("user")
-    foreign = rows.filter(pl.col("domains").list.eval(pl.element() != domain).list.any()).height
+    train = sequences.filter(pl.col("split") == "train").sort("user")
+    single = train.filter((pl.col("kind") == "single") & (pl.col("source_domain") == domain))
+    foreign = single.filter(pl.col("domains").list.eval(pl.element() != domain).list.any()).height
     if foreign:
         raise TrainingDataError(f"domain {domain}: {foreign} single-domain sequences hold items of "
                                 "another domain")
-    return [list(s) for s in rows["items"].to_list()]
+    out, n_single, n_overlap = [], 0, 0
+    for r in train.filter((pl.col("kind") == "single") & (pl.col("source_domain") == domain)
+                          | (pl.col("kind") == "overlap")).iter_rows(named=True):
+        items = [int(i) for i, d in zip(r["items"], r["domains"], strict=True) if d == domain]
+        if r["kind"] == "overlap" and r["target_domain"] == domain and r["target_item"] is not None:
+            items.append(int(r["target_item"]))
+        if not items:
+            continue
+        out.append(items)
+        n_single += r["kind"] == "single"
+        n_overlap += r["kind"] == "overlap"
+    return DomainSequences(out, n_single, n_overlap)
+
+
+def single_domain_sequences(sequences: pl.DataFrame, domain: str) -> list[list[int]]:
+    """Item histories of the domain's single-domain training users only, ordered by user."""
+    rows = sequences.filter((pl.col("split") == "train") & (pl.col("kind") == "single")
+                            & (pl.col("source_domain") == domain)).sort("user")
+    return [[int(i) for i in s] for s in rows["items"].to_list()]
 
 
 class SequenceBatches:
@@ -137,9 +203,14 @@ class SequenceBatches:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def epoch(self, batch_size: int, generator: torch.Generator,
+    def steps(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+    def epoch(self, epoch: int, batch_size: int, seed: int,
               device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator)
+        """The batches of one epoch: a pure function of (seed, epoch), so a resume matches."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(
+            seed * 100_003 + epoch))
         for start in range(0, len(self), batch_size):
             idx = order[start:start + batch_size]
             width = int(self.lengths[idx].max())
@@ -152,7 +223,23 @@ def next_item_loss(model: DomainEncoder, inputs: torch.Tensor, targets: torch.Te
     """Eq. 3 averaged over every real position: softmax over all N items' E_fusion."""
     h = model(inputs, mask)  # (B, L, d)
     logits = h[mask] @ model.item_table().T  # (P, N), P = real positions only
-    return F.cross_entropy(logits, targets[mask])
+    return F.cross_entropy(logits.float(), targets[mask])
+
+
+class SampledNextItemLoss:
+    """Eq. 3 with the logQ-corrected sampled softmax: E_fusion rows of the candidates only."""
+
+    def __init__(self, target_freq: torch.Tensor, n_negatives: int, seed: int):
+        self.freq, self.n_negatives = target_freq, n_negatives
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, model: DomainEncoder, inputs: torch.Tensor, targets: torch.Tensor,
+                 mask: torch.Tensor) -> torch.Tensor:
+        h = model(inputs, mask)[mask]  # (P, d)
+        pos = targets[mask]  # (P,)
+        cands = candidate_set(pos, model.cfg.n_items, self.n_negatives, self.generator)  # (C,)
+        log_q = inclusion_log_prob(cands.cpu(), self.freq, len(pos), self.n_negatives)
+        return sampled_softmax_loss(h, pos, cands, model.item_table(cands), log_q.to(h.device))
 
 
 def train_step(model: DomainEncoder, optimizer: torch.optim.Optimizer,
@@ -189,8 +276,8 @@ def split_users(sequences: list[list[int]], cfg: EncoderTrainConfig,
     usable = [s for s in sequences if len(s) >= 2]
     if len(usable) < cfg.min_sequences:
         raise TrainingDataError(
-            f"domain {domain}: only {len(usable)} single-domain training sequences with at least "
-            f"2 items (of {len(sequences)}); the sequence encoder needs at least "
+            f"domain {domain}: only {len(usable)} training sequences with at least 2 items of "
+            f"the domain (of {len(sequences)}); the sequence encoder needs at least "
             f"{cfg.min_sequences} (encoder.min_sequences)")
     n_valid = min(cfg.max_valid, max(1, round(cfg.valid_fraction * len(usable))))
     order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
@@ -199,60 +286,66 @@ def split_users(sequences: list[list[int]], cfg: EncoderTrainConfig,
             [s for i, s in enumerate(usable) if i in held])
 
 
-def train_domain_encoder(sequences: list[list[int]], item_text: torch.Tensor,
+def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text: torch.Tensor,
                          cfg: EncoderTrainConfig, domain: str,
                          on_epoch: Callable[[EpochStats], None] | None = None,
                          on_progress: Callable[[str], None] | None = None,
                          progress_every_s: float = 30.0) -> TrainResult:
-    """Pre-train one domain's encoder on its single-domain histories; returns the best epoch.
+    """Pre-train one domain's encoder on its training sequences; returns the best validation.
 
     ``item_text`` is the domain's (N, E) item text embedding matrix, row = item index.
-    ``on_epoch`` gets every epoch's stats; ``on_progress`` gets a line at most every
-    ``progress_every_s`` seconds inside long epochs (steps/s and the epoch's ETA).
+    ``on_epoch`` gets every validation's stats; ``on_progress`` gets a line at most every
+    ``progress_every_s`` seconds (step, loss, steps/s, ETA).
     """
+    origin = sequences if isinstance(sequences, DomainSequences) else \
+        DomainSequences(list(sequences), len(sequences), 0)
+    seqs = origin.sequences
     n_items = item_text.shape[0]
-    too_big = [i for s in sequences for i in s if not 0 <= i < n_items]
+    too_big = [i for s in seqs for i in s if not 0 <= i < n_items]
     if too_big:
         raise TrainingDataError(f"domain {domain}: {len(too_big)} history items outside the "
                                 f"{n_items} items of the domain (e.g. {too_big[0]})")
-    train, valid = split_users(sequences, cfg, domain)
+    sampled = cfg.uses_sampled_softmax(n_items)
+    if sampled:
+        check_negatives(cfg.sampled_negatives, n_items, "encoder.sampled_negatives")
+    train, valid = split_users(seqs, cfg, domain)
     device = resolve_device(cfg.device)
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(cfg.seed)
         model = DomainEncoder(cfg.model_config(n_items, item_text.shape[1]), item_text).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        batches = SequenceBatches(train, cfg.max_len)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        valid_hist, valid_target = [s[:-1] for s in valid], [s[-1] for s in valid]
-        result = TrainResult(state_dict={}, config=model.to_checkpoint()[1], n_train=len(train),
-                             n_valid=len(valid), n_positions=int(batches.lengths.sum()))
-        best, best_state, stale = -1.0, None, 0
-        for epoch in range(1, cfg.epochs + 1):
-            epoch_start, losses = time.perf_counter(), []
-            n_steps, last_report = -(-len(batches) // cfg.batch_size), time.perf_counter()
-            for batch in batches.epoch(cfg.batch_size, generator, device):
-                losses.append(train_step(model, optimizer, batch))
-                now = time.perf_counter()
-                if on_progress is not None and now - last_report >= progress_every_s:
-                    last_report, rate = now, len(losses) / (now - epoch_start)
-                    on_progress(f"domain {domain} epoch {epoch}: step {len(losses)}/{n_steps}, "
-                                f"loss {losses[-1]:.4f}, {rate:.2f} steps/s, "
-                                f"epoch ETA {(n_steps - len(losses)) / rate:.0f} s")
-            result.steps += len(losses)
-            hr, nd = evaluate(model, valid_hist, valid_target)
-            stats = EpochStats(epoch, sum(losses) / len(losses), hr, nd,
-                               time.perf_counter() - epoch_start)
-            result.history.append(stats)
-            if on_epoch is not None:
-                on_epoch(stats)
-            if nd > best:
-                best, stale, result.best_epoch = nd, 0, epoch
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-    result.state_dict = best_state
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    batches = SequenceBatches(train, cfg.max_len)
+    loss_of = next_item_loss
+    if sampled:
+        freq = target_frequencies([i for s in train for i in s[-(cfg.max_len + 1):][1:]], n_items)
+        loss_of = SampledNextItemLoss(freq, cfg.sampled_negatives, cfg.seed)
+    valid_hist, valid_target = [s[:-1] for s in valid], [s[-1] for s in valid]
+    result = TrainResult(state_dict={}, config=model.to_checkpoint()[1], n_train=len(train),
+                         n_valid=len(valid), n_positions=int(batches.lengths.sum()),
+                         n_single=origin.n_single, n_overlap=origin.n_overlap,
+                         loss="sampled" if sampled else "full")
+
+    def validate() -> dict[str, float]:
+        hr, nd = evaluate(model, valid_hist, valid_target)
+        return {"hr@10": hr, "ndcg@10": nd}
+
+    def report(row: dict[str, float]) -> None:
+        stats = EpochStats(row["epoch"], row.get("loss", float("nan")), row["hr@10"],
+                           row["ndcg@10"], row["seconds"])
+        result.history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+
+    loop = train_loop(
+        model, optimizer, lambda e: batches.epoch(e, cfg.batch_size, cfg.seed, device),
+        lambda b: loss_of(model, *b), validate,
+        LoopConfig(**{**cfg.loop().__dict__, "progress_every_s": progress_every_s}),
+        seed=cfg.seed, steps_per_epoch=batches.steps(cfg.batch_size),
+        name=f"sequence encoder {domain}", on_eval=report, on_progress=on_progress,
+        device=device)
+    result.state_dict = loop.state_dict
+    result.best_epoch, result.steps = loop.best_epoch, loop.steps
+    result.precision = loop.precision
     result.seconds = time.perf_counter() - started
     return result

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.candidates import POOLS
+from models.training import LoopConfig
 
 BASELINES = ("popularity", "target_popularity", "item_knn", "bag", "sasrec", "gru4rec", "emcdr")
 
 
 @dataclass(frozen=True)
 class SequentialConfig:
-    """SASRec / GRU4Rec trained on mixed sequences over one joint item vocabulary."""
+    """SASRec / GRU4Rec over one joint item vocabulary of both domains."""
 
     d: int = 64  # hidden size (as LGCD)
     n_layers: int = 2  # SASRec blocks / GRU layers
@@ -30,21 +31,65 @@ class SequentialConfig:
     lr: float = 1e-3
     batch_size: int = 128
     epochs: int = 10  # upper bound; early stopping on validation NDCG@10
-    patience: int = 2
-    sampled_negatives: int = 256  # shared negatives per batch; full softmax below this many items
+    patience: int = 2  # validations without a better NDCG@10
+    eval_every: int = 0  # steps between validations; 0 = after every epoch
+    precision: str = "auto"  # autocast: auto (bf16 where the CPU has it natively), fp32, bf16
+    # cross-domain alignment: also learn source-only prefixes of overlapping training users ->
+    # their next target-domain item, scored over the target domain (the test task)
+    aligned: bool = True
+    # loss: full softmax up to this many items, logQ-corrected sampled softmax above
+    full_softmax_max_items: int = 10000
+    sampled_negatives: int = 1024  # shared uniform negatives per step of the sampled softmax
 
     def __post_init__(self) -> None:
         for name in ("d", "n_layers", "n_heads", "max_len", "batch_size", "epochs", "patience",
-                     "sampled_negatives"):
+                     "sampled_negatives", "full_softmax_max_items"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"evaluation.sequential.{name}={getattr(self, name)!r}; "
                                  "must be an integer >= 1")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"evaluation.sequential.eval_every={self.eval_every!r}; "
+                             "must be an integer >= 0")
         if self.d % self.n_heads:
             raise ValueError(f"evaluation.sequential.d={self.d} is not divisible by "
                              f"n_heads={self.n_heads}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.lr <= 1.0:
             raise ValueError(f"evaluation.sequential: dropout={self.dropout} must be in [0, 1) "
                              f"and lr={self.lr} in (0, 1]")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"evaluation.sequential.precision={self.precision!r}; "
+                             "allowed auto, fp32, bf16")
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(epochs=self.epochs, patience=self.patience, eval_every=self.eval_every,
+                          precision=self.precision)
+
+
+@dataclass(frozen=True)
+class BagConfig:
+    """The bag-of-source-items floor: mean source embedding, a linear map, target items + bias."""
+
+    d: int = 64  # embedding size
+    dropout: float = 0.2  # on the bag's mean embedding
+    lr: float = 1e-3
+    batch_size: int = 256  # (user, target item) pairs per step
+    epochs: int = 60  # upper bound; early stopping on validation NDCG@10
+    patience: int = 5  # validations without a better NDCG@10
+    full_softmax_max_items: int = 10000  # logQ-corrected sampled softmax above this many items
+    sampled_negatives: int = 2048  # shared uniform negatives per step of the sampled softmax
+
+    def __post_init__(self) -> None:
+        for name in ("d", "batch_size", "epochs", "patience", "full_softmax_max_items",
+                     "sampled_negatives"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"evaluation.bag.{name}={getattr(self, name)!r}; "
+                                 "must be an integer >= 1")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.lr <= 1.0:
+            raise ValueError(f"evaluation.bag: dropout={self.dropout} must be in [0, 1) "
+                             f"and lr={self.lr} in (0, 1]")
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(epochs=self.epochs, patience=self.patience, precision="fp32")
 
 
 @dataclass(frozen=True)
@@ -64,6 +109,9 @@ class EMCDRConfig:
                                  "must be an integer >= 1")
         if not 0.0 < self.lr <= 1.0:
             raise ValueError(f"evaluation.emcdr.lr={self.lr}; allowed (0, 1]")
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(epochs=self.epochs, patience=self.patience, precision="fp32")
 
 
 @dataclass(frozen=True)
@@ -107,6 +155,7 @@ class EvaluationConfig:
     threads: int = 1  # torch threads while training baselines (small tensors: 1 is fastest)
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     emcdr: EMCDRConfig = field(default_factory=EMCDRConfig)
+    bag: BagConfig = field(default_factory=BagConfig)
     sweep: SweepConfig | None = None  # Figure 3; YAML ``sweep: {}`` enables the paper's grid
 
     def __post_init__(self) -> None:
@@ -136,7 +185,8 @@ class EvaluationConfig:
     def from_dict(cls, raw: dict[str, Any] | None) -> "EvaluationConfig":
         """Build from the YAML mapping; unknown keys raise with the allowed ones named."""
         raw = dict(raw or {})
-        nested = {"sequential": SequentialConfig, "emcdr": EMCDRConfig, "sweep": SweepConfig}
+        nested = {"sequential": SequentialConfig, "emcdr": EMCDRConfig, "bag": BagConfig,
+                  "sweep": SweepConfig}
         for name, kind in [(None, cls), *nested.items()]:
             section = raw if name is None else (raw.get(name) or {})
             allowed = {f.name for f in dataclasses.fields(kind)}

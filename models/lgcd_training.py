@@ -1,19 +1,17 @@
-"""Training loop of LGCD: Adam, per-epoch validation, early stopping, crash-safe resume.
+"""Training of LGCD through the shared loop (models/training.py), and its validation.
 
-A plain loop in the style of nanoGPT's train.py. After every epoch it writes
-``last.pt`` (model, optimizer, epoch, RNG states, history, best weights) with an
-atomic rename; a run that finds ``last.pt`` continues after its epoch and, on
-CPU, reproduces the uninterrupted run bit for bit, because the batches are a
-pure function of (seed, epoch) and the RNG states are restored.
+Adam over the trainable weights, validation after every epoch, early stopping
+on NDCG@10, and crash-safe resume from ``last.pt`` (model, optimizer, epoch,
+RNG states, history, best weights, written with an atomic rename after every
+validation); on CPU a resumed run reproduces the uninterrupted one bit for bit,
+because the batches are a pure function of (seed, epoch) and the RNG states are
+restored. LGCD trains in fp32: its diffusion losses are not yet checked in bf16.
 
 Validation is a callback ``evaluate(model) -> {"hr@10": ..., "ndcg@10": ...}``;
 ``CandidateEvaluator`` is the small default (target item against sampled
 negatives of the target domain). Early stopping watches NDCG@10.
 """
 
-import os
-import pickle
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,8 @@ from models.lgcd import LGCD
 from models.lgcd_config import LGCDConfig
 from models.lgcd_data import DIRECTIONS, SequenceRow, TrainBatches, collate
 from models.metrics import hit_rate, ndcg, target_ranks
+from models.training import LoopConfig, train_loop
+from models.training import save_checkpoint as save_checkpoint  # re-exported: tests, callers
 
 MONITOR = "ndcg@10"
 Evaluate = Callable[[LGCD], dict[str, float]]
@@ -92,32 +92,14 @@ class LGCDTrainResult:
     best_epoch: int = 0  # 1-based
     best_metric: float = -1.0
     steps: int = 0
-    resumed_from: int | None = None  # epochs already done when this call started
+    resumed_from: int | None = None  # epochs (validations) done when this call started
     stopped_early: bool = False
-
-
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
 
 
 def train_lgcd(model: LGCD, batches: TrainBatches, evaluate: Evaluate,
                checkpoint_dir: Path | None = None,
-               on_epoch: Callable[[dict[str, float]], None] | None = None) -> LGCDTrainResult:
+               on_epoch: Callable[[dict[str, float]], None] | None = None,
+               on_progress: Callable[[str], None] | None = None) -> LGCDTrainResult:
     """Train ``model`` (already on its device) for up to cfg.epochs with early stopping.
 
     With ``checkpoint_dir`` the run resumes from ``last.pt`` when present; a checkpoint
@@ -128,70 +110,14 @@ def train_lgcd(model: LGCD, batches: TrainBatches, evaluate: Evaluate,
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
-    last = checkpoint_dir / "last.pt" if checkpoint_dir is not None else None
-    result = LGCDTrainResult(state_dict=_cpu_state(model))
-    start_epoch, stale, done = 0, 0, False
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(cfg.seed)
-        if last is not None and last.exists():
-            # weights_only: the resume folder is a file on disk like any other, so untrusted
-            try:
-                ckpt = torch.load(last, map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError as exc:
-                raise ValueError(f"checkpoint {last} holds objects other than tensors and plain "
-                                 "data; refused (delete it to start over)") from exc
-            if ckpt["config"] != cfg.to_dict():
-                raise ValueError(f"checkpoint {last} was written with another LGCD config; "
-                                 "delete it to start over")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if device.type == "cuda" and "cuda" in ckpt["rng"]:
-                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-            start_epoch, stale, done = ckpt["epoch"], ckpt["stale"], ckpt["done"]
-            result.history, result.steps = ckpt["history"], ckpt["steps"]
-            result.best_epoch, result.best_metric = ckpt["best_epoch"], ckpt["best_metric"]
-            result.state_dict, result.resumed_from = ckpt["best_state"], start_epoch
-            result.stopped_early = stale >= cfg.patience
-        for epoch in range(start_epoch, cfg.epochs):
-            if done:
-                break
-            began = time.perf_counter()
-            model.train()
-            sums: dict[str, torch.Tensor] = {}
-            n_steps = 0
-            for batch in batches.epoch(epoch):
-                _, losses = model(batch.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value.detach()
-                n_steps += 1
-            metrics = evaluate(model)
-            if MONITOR not in metrics:
-                raise KeyError(f"evaluate() must return {MONITOR!r}, got {sorted(metrics)}")
-            record = {"epoch": epoch + 1, "seconds": time.perf_counter() - began,
-                      **{f"loss_{k}": float(v) / max(1, n_steps) for k, v in sums.items()},
-                      **metrics}
-            result.history.append(record)
-            result.steps += n_steps
-            if metrics[MONITOR] > result.best_metric:
-                result.best_metric, result.best_epoch, stale = metrics[MONITOR], epoch + 1, 0
-                result.state_dict = _cpu_state(model)
-            else:
-                stale += 1
-            done = stale >= cfg.patience or epoch + 1 == cfg.epochs
-            result.stopped_early = stale >= cfg.patience
-            if last is not None:
-                save_checkpoint(last, {
-                    "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1, "stale": stale, "done": done, "steps": result.steps,
-                    "history": result.history, "best_epoch": result.best_epoch,
-                    "best_metric": result.best_metric, "best_state": result.state_dict,
-                    "rng": _rng_state(device), "config": cfg.to_dict()})
-            if on_epoch is not None:
-                on_epoch(record)
-    return result
+    loop = LoopConfig(epochs=cfg.epochs, patience=cfg.patience, grad_clip=cfg.grad_clip,
+                      precision="fp32", monitor=MONITOR)
+    res = train_loop(model, optimizer, batches.epoch, lambda b: model(b.to(device))[1],
+                     lambda: evaluate(model), loop, seed=cfg.seed,
+                     steps_per_epoch=batches.steps_per_epoch, name="LGCD",
+                     checkpoint_dir=checkpoint_dir, fingerprint=cfg.to_dict(), on_eval=on_epoch,
+                     on_progress=on_progress, device=device)
+    return LGCDTrainResult(state_dict=res.state_dict, history=res.history,
+                           best_epoch=int(res.best_epoch), best_metric=res.best_metric,
+                           steps=res.steps, resumed_from=res.resumed_from,
+                           stopped_early=res.stopped_early)

@@ -1,12 +1,14 @@
-"""Shared pieces of the baselines: training interactions, the joint vocabulary, early stopping."""
+"""Shared pieces of the baselines: training interactions, the joint vocabulary, the fit loop."""
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from models.training import LoopConfig, train_loop
 
 
 @dataclass(frozen=True)
@@ -50,41 +52,36 @@ class JointVocab:
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # epoch, loss, val_ndcg@10, s
-    best_epoch: int = 0
+    best_epoch: float = 0
     best_metric: float = -1.0
+    steps: int = 0
+    precision: str = "fp32"
 
 
-def fit_early_stopping(model: nn.Module, run_epoch: Callable[[int], float],
-                       validate: Callable[[], float], epochs: int, patience: int,
-                       on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
-    """Train epoch by epoch, keeping the weights of the best validation NDCG@10.
+def fit_with_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
+                  batches: Callable[[int], Iterable[Any]], loss_fn: Callable[[Any], Tensor],
+                  validate: Callable[[], float], cfg: LoopConfig, *, seed: int,
+                  steps_per_epoch: int, name: str,
+                  on_epoch: Callable[[dict[str, float]], None] | None = None,
+                  on_progress: Callable[[str], None] | None = None) -> FitResult:
+    """A baseline through the shared loop (models/training.py), early-stopped on NDCG@10.
 
-    Stops after ``patience`` epochs without improvement; the model ends holding the best weights.
-    ``on_epoch`` receives each epoch's history row as it finishes (progress in the Dagster log:
-    a baseline epoch on a real catalog takes minutes on a CPU).
+    ``validate`` is the baseline's NDCG@10 on the stored validation lists; ``on_epoch`` gets
+    each validation's row (epoch, loss, val_ndcg@10, seconds) as it finishes.
     """
-    result = FitResult()
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    stale = 0
-    for epoch in range(1, epochs + 1):
-        began = time.perf_counter()
-        model.train()
-        loss = run_epoch(epoch)
-        model.eval()
-        metric = validate()
-        result.history.append({"epoch": epoch, "loss": loss, "val_ndcg@10": metric,
-                               "seconds": time.perf_counter() - began})
+    def report(row: dict[str, float]) -> None:
+        out = {"epoch": row["epoch"], "loss": row.get("loss", float("nan")),
+               "val_ndcg@10": row["ndcg@10"], "seconds": row["seconds"]}
+        result.history.append(out)
         if on_epoch is not None:
-            on_epoch(result.history[-1])
-        if metric > result.best_metric:
-            result.best_metric, result.best_epoch, stale = metric, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
+            on_epoch(out)
+
+    result = FitResult()
+    loop = train_loop(model, optimizer, batches, loss_fn, lambda: {"ndcg@10": validate()}, cfg,
+                      seed=seed, steps_per_epoch=steps_per_epoch, name=name, on_eval=report,
+                      on_progress=on_progress)
+    result.best_epoch, result.best_metric = loop.best_epoch, loop.best_metric
+    result.steps, result.precision = loop.steps, loop.precision
     return result
 
 

@@ -4,10 +4,15 @@ EMCDR learns user factors per domain, then an MLP that maps a user's source
 factors to the target factors, fitted on users present in both domains. Here the
 per-domain "factors" are the frozen pre-trained sequence encoders' fused states
 (models/sequence_encoder.py, eq. 2): for every overlapping training user and each
-direction s -> t, x = Enc_s(source-domain items) and y = Enc_t(target-domain items,
-held-out target included); a tanh MLP per direction minimizes ||f(x) - y||^2. A
-cold-start user is scored with f(Enc_s(history)) . E^t_fusion (the target encoder's
-item table), i.e. LGCD's scoring without diffusion, guesser or pseudo users.
+direction s -> t whose last item of domain t is the prediction target, x =
+Enc_s(source items before that item) and y = Enc_t(the user's earlier items of
+domain t), the state that the target encoder itself would use to predict it. The
+target item is never part of y: encoding it in (as an earlier version did) maps
+source users onto the state *after* their target, which predicts the item that
+follows it. A tanh MLP per direction minimizes ||f(x) - y||^2. A cold-start user
+is scored with f(Enc_s(history)) . E^t_fusion (the target encoder's item table,
+computed once per scoring call), i.e. LGCD's scoring without diffusion, guesser or
+pseudo users.
 """
 
 from collections.abc import Callable, Sequence
@@ -17,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.baselines.common import FitResult, Interactions, fit_early_stopping, scores_for
+from models.baselines.common import FitResult, Interactions, fit_with_loop, scores_for
 from models.eval_config import EMCDRConfig
 from models.evaluation import EvalUser
 from models.sequence_encoder import DomainEncoder, pad_sequences
@@ -38,15 +43,25 @@ def encode(encoder: DomainEncoder, sequences: list[list[int]], batch: int = 512)
 
 def mapping_pairs(train: Interactions, encoders: dict[str, DomainEncoder]
                   ) -> dict[str, tuple[Tensor, Tensor]]:
-    """Direction -> (x (n, d), y (n, d)) over overlapping users with items in both domains."""
+    """Direction -> (x (n, d), y (n, d)) over overlapping users, the target item held out.
+
+    A user counts for s -> t when its last domain-t item has source items before it and
+    domain-t items before it; x encodes those source items, y those earlier domain-t items.
+    """
     pairs = {}
     for direction in DIRECTIONS:
         src, tgt = direction
         xs, ys = [], []
         for items, doms, overlap in zip(train.items, train.domains, train.overlap, strict=True):
-            s = [i for i, d in zip(items, doms, strict=True) if d == src]
-            t = [i for i, d in zip(items, doms, strict=True) if d == tgt]
-            if overlap and s and t:
+            if not overlap:
+                continue
+            at = [k for k, d in enumerate(doms) if d == tgt]
+            if not at:
+                continue
+            last = at[-1]
+            s = [i for i, d in zip(items[:last], doms[:last], strict=True) if d == src]
+            t = [i for i, d in zip(items[:last], doms[:last], strict=True) if d == tgt]
+            if s and t:
                 xs.append(s)
                 ys.append(t)
         pairs[direction] = (encode(encoders[src], xs), encode(encoders[tgt], ys))
@@ -90,20 +105,23 @@ def train_emcdr(train: Interactions, encoders: dict[str, DomainEncoder], cfg: EM
     model = EMCDR(encoders["A"].cfg.d, cfg.hidden)
     scorer = EMCDRScorer(model, encoders)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    batches = [(direction, start) for direction, (x, _) in pairs.items()
+               for start in range(0, len(x), cfg.batch_size)]
 
-    def run_epoch(epoch: int) -> float:
-        total, steps = 0.0, 0
-        for i, (direction, (x, y)) in enumerate(pairs.items()):
+    def epoch_batches(epoch: int) -> list[tuple[str, Tensor]]:
+        out = []
+        for i, (direction, (x, _)) in enumerate(pairs.items()):
             order = np.random.default_rng([seed, epoch, i]).permutation(len(x))
-            for start in range(0, len(order), cfg.batch_size):
-                idx = torch.from_numpy(order[start:start + cfg.batch_size])
-                loss = F.mse_loss(model.maps[direction](x[idx]), y[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total, steps = total + loss.item(), steps + 1
-        return total / max(1, steps)
+            out += [(direction, torch.from_numpy(order[s:s + cfg.batch_size]))
+                    for s in range(0, len(order), cfg.batch_size)]
+        return out
 
-    result = fit_early_stopping(model, run_epoch, lambda: validate(scorer), cfg.epochs,
-                                cfg.patience, on_epoch)
+    def loss(batch: tuple[str, Tensor]) -> Tensor:
+        direction, idx = batch
+        x, y = pairs[direction]
+        return F.mse_loss(model.maps[direction](x[idx]), y[idx])
+
+    result = fit_with_loop(model, optimizer, epoch_batches, loss, lambda: validate(scorer),
+                           cfg.loop(), seed=seed, steps_per_epoch=len(batches), name="emcdr",
+                           on_epoch=on_epoch)
     return scorer, result

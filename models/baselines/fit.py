@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from models.baselines.bag import train_bag
 from models.baselines.common import Interactions, JointVocab
 from models.baselines.emcdr import train_emcdr
 from models.baselines.item_knn import CrossDomainItemKNN
@@ -18,7 +19,7 @@ from models.sequence_encoder import DomainEncoder
 @dataclass
 class FittedBaseline:
     scorer: Scorer
-    best_epoch: int = 0  # 0 for models without training epochs
+    best_epoch: float = 0  # 0 for models without training epochs
     val_ndcg10: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -26,21 +27,27 @@ class FittedBaseline:
 def fit_baseline(name: str, train: Interactions, n_items: dict[str, int], cfg: EvaluationConfig,
                  seed: int, users: Sequence[EvalUser], candidates: pl.DataFrame,
                  encoders: dict[str, DomainEncoder] | None = None,
-                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> FittedBaseline:
+                 on_epoch: Callable[[dict[str, float]], None] | None = None,
+                 on_progress: Callable[[str], None] | None = None) -> FittedBaseline:
     """Fit baseline ``name`` for one seed; trained ones keep their best validation epoch.
 
-    ``on_epoch`` gets each training epoch's row (epoch, loss, val_ndcg@10, seconds).
+    ``on_epoch`` gets each validation's row (epoch, loss, val_ndcg@10, seconds) and
+    ``on_progress`` a progress line at most every 30 s.
     """
     def validate(scorer: Scorer) -> float:
         return validation_ndcg(scorer, users, candidates, seed, batch_size=cfg.batch_size)
 
     if name == "popularity":
         return FittedBaseline(Popularity.fit(train, n_items))
+    if name == "target_popularity":
+        return FittedBaseline(Popularity.fit(train, n_items, overlap_only=True))
     if name == "item_knn":
         return FittedBaseline(CrossDomainItemKNN.fit(train, n_items))
     if name in ("sasrec", "gru4rec"):
         scorer, res = train_sequential(name, train, JointVocab(n_items), cfg.sequential, seed,
-                                       validate, on_epoch)
+                                       validate, on_epoch, on_progress)
+    elif name == "bag":
+        scorer, res = train_bag(train, n_items, cfg.bag, seed, validate, on_epoch)
     elif name == "emcdr":
         if encoders is None:
             raise ValueError("emcdr needs the pre-trained domain encoders")

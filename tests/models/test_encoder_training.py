@@ -76,7 +76,9 @@ def test_training_learns_and_early_stops_on_validation():
     result = train_domain_encoder(seqs, torch.randn(40, 8), cfg, "A", on_epoch=seen.append,
                                   on_progress=lines.append, progress_every_s=0.0)
     assert seen == result.history and 1 <= len(result.history) <= 12
-    assert lines[0].startswith("domain A epoch 1: step 1/9,") and "steps/s" in lines[0]
+    # step counts over the whole budget (12 epochs x 9 steps); the ETA bounds the remaining time
+    assert lines[0].startswith("sequence encoder A epoch 1: step 1/108, loss ")
+    assert "steps/s" in lines[0] and "ETA" in lines[0]
     hist = result.history
     assert hist[-1].loss < hist[0].loss
     best = max(hist, key=lambda e: e.ndcg10)
@@ -128,7 +130,7 @@ def test_mixed_single_domain_sequence_is_an_error():
 
 def test_too_few_sequences_names_domain_and_count():
     seqs = [[1, 2], [3], [4, 5, 6]]
-    with pytest.raises(TrainingDataError, match=r"domain B: only 2 single-domain .* \(of 3\)"):
+    with pytest.raises(TrainingDataError, match=r"domain B: only 2 training sequences .* \(of 3\)"):
         train_domain_encoder(seqs, torch.randn(8, 4), EncoderTrainConfig(**TINY), "B")
 
 
