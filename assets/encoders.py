@@ -37,18 +37,24 @@ def asset_name(domain: str) -> str:
 
 
 def _history_markdown(result: TrainResult) -> str:
-    lines = ["| epoch | loss | HR@10 | NDCG@10 | s |", "|---:|---:|---:|---:|---:|"]
+    single = any(e.hr10_single is not None for e in result.history)
+    extra = " HR@10 single-domain users | NDCG@10 single-domain users |" if single else ""
+    lines = ["| epoch | loss | HR@10 | NDCG@10 |" + extra + " s |",
+             "|---:|---:|---:|---:|" + ("---:|---:|" if single else "") + "---:|"]
     for e in result.history:
         best = " **best**" if e.epoch == result.best_epoch else ""
-        lines.append(f"| {e.epoch:g}{best} | {e.loss:.4f} | {e.hr10:.4f} | {e.ndcg10:.4f} "
-                     f"| {e.seconds:.1f} |")
+        cells = f" {e.hr10_single:.4f} | {e.ndcg10_single:.4f} |" if single else ""
+        lines.append(f"| {e.epoch:g}{best} | {e.loss:.4f} | {e.hr10:.4f} | {e.ndcg10:.4f} |"
+                     f"{cells} {e.seconds:.1f} |")
     return "\n".join(lines)
 
 
 def _curve_markdown(result: TrainResult, domain: str) -> str:
     h = result.history
-    png = training_curves_png([e.epoch for e in h], [e.loss for e in h],
-                              {"HR@10": [e.hr10 for e in h], "NDCG@10": [e.ndcg10 for e in h]},
+    curves = {"HR@10": [e.hr10 for e in h], "NDCG@10": [e.ndcg10 for e in h]}
+    if any(e.hr10_single is not None for e in h):
+        curves["HR@10 single-domain users"] = [e.hr10_single for e in h]
+    png = training_curves_png([e.epoch for e in h], [e.loss for e in h], curves,
                               f"sequence encoder, domain {domain}", result.best_epoch)
     return f"![training curves](data:image/png;base64,{base64.b64encode(png).decode()})"
 
@@ -86,7 +92,11 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
         best = next(e for e in result.history if e.epoch == result.best_epoch)
         return store.publish(
             ckpt, domain=domain, best_epoch=result.best_epoch, epochs_run=len(result.history),
-            val_hr10=best.hr10, val_ndcg10=best.ndcg10, train_sequences=result.n_train,
+            val_hr10=best.hr10, val_ndcg10=best.ndcg10,
+            **({"val_hr10_single_domain_users": best.hr10_single,
+                "val_ndcg10_single_domain_users": best.ndcg10_single}
+               if best.hr10_single is not None else {}),
+            train_sequences=result.n_train,
             valid_sequences=result.n_valid, train_positions=result.n_positions,
             from_single_domain_users=result.n_single,
             from_overlapping_users=result.n_overlap, loss=result.loss,

@@ -117,6 +117,8 @@ class EpochStats:
     hr10: float  # validation HR@10
     ndcg10: float  # validation NDCG@10
     seconds: float
+    hr10_single: float | None = None  # HR@10 of the held-out single-domain users alone
+    ndcg10_single: float | None = None
 
 
 @dataclass
@@ -143,6 +145,10 @@ class DomainSequences:
     sequences: list[list[int]]
     n_single: int
     n_overlap: int
+    overlap: tuple[bool, ...] = ()  # per sequence: from an overlapping user; () = none are
+
+    def is_overlap(self, i: int) -> bool:
+        return bool(self.overlap) and self.overlap[i]
 
 
 def domain_training_sequences(sequences: pl.DataFrame, domain: str) -> DomainSequences:
@@ -161,7 +167,7 @@ def domain_training_sequences(sequences: pl.DataFrame, domain: str) -> DomainSeq
     if foreign:
         raise TrainingDataError(f"domain {domain}: {foreign} single-domain sequences hold items of "
                                 "another domain")
-    out, n_single, n_overlap = [], 0, 0
+    out, flags, n_single, n_overlap = [], [], 0, 0
     for r in train.filter((pl.col("kind") == "single") & (pl.col("source_domain") == domain)
                           | (pl.col("kind") == "overlap")).iter_rows(named=True):
         items = [int(i) for i, d in zip(r["items"], r["domains"], strict=True) if d == domain]
@@ -170,9 +176,10 @@ def domain_training_sequences(sequences: pl.DataFrame, domain: str) -> DomainSeq
         if not items:
             continue
         out.append(items)
+        flags.append(r["kind"] == "overlap")
         n_single += r["kind"] == "single"
         n_overlap += r["kind"] == "overlap"
-    return DomainSequences(out, n_single, n_overlap)
+    return DomainSequences(out, n_single, n_overlap, tuple(flags))
 
 
 def single_domain_sequences(sequences: pl.DataFrame, domain: str) -> list[list[int]]:
@@ -253,9 +260,9 @@ def train_step(model: DomainEncoder, optimizer: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def evaluate(model: DomainEncoder, histories: list[list[int]], targets: list[int],
-             k: int = TOP_K, batch_size: int = 256) -> tuple[float, float]:
-    """(HR@k, NDCG@k) of predicting each target from its history over all items."""
+def validation_ranks(model: DomainEncoder, histories: list[list[int]], targets: list[int],
+                     batch_size: int = 256) -> torch.Tensor:
+    """0-based rank of each target among all N items, scored from its history: (n,)."""
     model.eval()
     device = model.item_text.device
     table = model.item_table()  # (N, d)
@@ -266,14 +273,27 @@ def evaluate(model: DomainEncoder, histories: list[list[int]], targets: list[int
         scores = model.encode(items, mask) @ table.T  # (B, N)
         target = torch.tensor(targets[start:start + batch_size], device=device)
         ranks.append(target_ranks(scores, target).cpu())
-    all_ranks = torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
-    return hit_rate(all_ranks, k), ndcg(all_ranks, k)
+    return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
+
+
+def evaluate(model: DomainEncoder, histories: list[list[int]], targets: list[int],
+             k: int = TOP_K, batch_size: int = 256) -> tuple[float, float]:
+    """(HR@k, NDCG@k) of predicting each target from its history over all items."""
+    ranks = validation_ranks(model, histories, targets, batch_size)
+    return hit_rate(ranks, k), ndcg(ranks, k)
 
 
 def split_users(sequences: list[list[int]], cfg: EncoderTrainConfig,
                 domain: str) -> tuple[list[list[int]], list[list[int]]]:
     """(train, held-out) sequences with at least 2 items, held-out chosen by seed."""
-    usable = [s for s in sequences if len(s) >= 2]
+    train, valid = split_indices(sequences, cfg, domain)
+    return [sequences[i] for i in train], [sequences[i] for i in valid]
+
+
+def split_indices(sequences: list[list[int]], cfg: EncoderTrainConfig,
+                  domain: str) -> tuple[list[int], list[int]]:
+    """Indices of the (train, held-out) sequences of ``split_users``, in their order."""
+    usable = [i for i, s in enumerate(sequences) if len(s) >= 2]
     if len(usable) < cfg.min_sequences:
         raise TrainingDataError(
             f"domain {domain}: only {len(usable)} training sequences with at least 2 items of "
@@ -282,8 +302,8 @@ def split_users(sequences: list[list[int]], cfg: EncoderTrainConfig,
     n_valid = min(cfg.max_valid, max(1, round(cfg.valid_fraction * len(usable))))
     order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
     held = set(order[:n_valid])
-    return ([s for i, s in enumerate(usable) if i not in held],
-            [s for i, s in enumerate(usable) if i in held])
+    return ([i for k, i in enumerate(usable) if k not in held],
+            [i for k, i in enumerate(usable) if k in held])
 
 
 def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text: torch.Tensor,
@@ -307,8 +327,15 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
                                 f"{n_items} items of the domain (e.g. {too_big[0]})")
     sampled = cfg.uses_sampled_softmax(n_items)
     if sampled:
-        check_negatives(cfg.sampled_negatives, n_items, "encoder.sampled_negatives")
-    train, valid = split_users(seqs, cfg, domain)
+        try:
+            check_negatives(cfg.sampled_negatives, n_items, "encoder.sampled_negatives")
+        except ValueError as exc:
+            raise TrainingDataError(f"domain {domain}: {exc}") from exc
+    train_idx, valid_idx = split_indices(seqs, cfg, domain)
+    train, valid = [seqs[i] for i in train_idx], [seqs[i] for i in valid_idx]
+    # the held-out single-domain users alone: the validation set of earlier versions, whose
+    # numbers the README compares with
+    single = [k for k, i in enumerate(valid_idx) if not origin.is_overlap(i)]
     device = resolve_device(cfg.device)
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -327,12 +354,17 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
                          loss="sampled" if sampled else "full")
 
     def validate() -> dict[str, float]:
-        hr, nd = evaluate(model, valid_hist, valid_target)
-        return {"hr@10": hr, "ndcg@10": nd}
+        ranks = validation_ranks(model, valid_hist, valid_target)
+        out = {"hr@10": hit_rate(ranks, TOP_K), "ndcg@10": ndcg(ranks, TOP_K)}
+        if single and len(single) < len(valid):
+            out["hr@10/single"] = hit_rate(ranks[single], TOP_K)
+            out["ndcg@10/single"] = ndcg(ranks[single], TOP_K)
+        return out
 
     def report(row: dict[str, float]) -> None:
         stats = EpochStats(row["epoch"], row.get("loss", float("nan")), row["hr@10"],
-                           row["ndcg@10"], row["seconds"])
+                           row["ndcg@10"], row["seconds"], row.get("hr@10/single"),
+                           row.get("ndcg@10/single"))
         result.history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)

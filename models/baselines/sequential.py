@@ -140,8 +140,8 @@ def aligned_examples(train: Interactions, vocab: JointVocab, max_len: int, targe
                      ) -> Examples | None:
     """Source-only histories of overlapping users -> each next target-domain item.
 
-    One row per (user, target domain): the user's source items in order (the last
-    ``max_len``); at the position of the last source item before a target item, that
+    One row per (user, target domain): the user's source items in order, up to the last
+    one followed by a target item (at most ``max_len``); at the position of the last source item before a target item, that
     item is the label (the latest wins when several follow one source item). Labels
     are per-domain indices, scored over the target domain's slice only.
     """
@@ -156,6 +156,9 @@ def aligned_examples(train: Interactions, vocab: JointVocab, max_len: int, targe
                 src.append(vocab.offset[source] + i)
             elif src:  # a target item after at least one source item
                 lab[len(src) - 1] = i
+        if not lab:
+            continue
+        src = src[:max(lab) + 1]  # source items after the last target item predict nothing
         cut = max(0, len(src) - max_len)
         row = [-1] * (len(src) - cut)
         for pos, item in lab.items():

@@ -144,4 +144,4 @@ def test_too_few_sequences_fails_naming_domain_and_count(demo_cfg, storage_root,
                             selection=["item_catalog", "sequences", "item_text_embeddings_a",
                                        "sequence_encoder_a"])
     assert not result.success
-    assert "domain A: only 4 single-domain training sequences" in failure_message(result)
+    assert "domain A: only 4 training sequences" in failure_message(result)

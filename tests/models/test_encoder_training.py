@@ -8,6 +8,7 @@ from models.encoder_training import (
     EncoderTrainConfig,
     SequenceBatches,
     TrainingDataError,
+    domain_training_sequences,
     evaluate,
     next_item_loss,
     single_domain_sequences,
@@ -121,11 +122,63 @@ def test_only_single_domain_train_sequences_of_the_domain_are_used():
     assert single_domain_sequences(table, "B") == [[6, 7]]
 
 
+def test_every_training_users_part_of_the_domain_is_read_and_no_held_out_user():
+    table = sequences_table([
+        {"user": "s1", "items": [1, 2], "source_domain": "A"},
+        {"user": "s2", "items": [6, 7], "source_domain": "B"},
+        {"user": "o1", "items": [3, 8, 4], "domains": ["A", "B", "A"], "kind": "overlap",
+         "source_domain": "B", "target_item": 5, "target_domain": "A"},
+        {"user": "o2", "items": [9, 1], "domains": ["B", "A"], "kind": "overlap",
+         "source_domain": "A", "target_item": 9, "target_domain": "B"},
+        {"user": "v1", "items": [11, 12], "source_domain": "A", "split": "valid",
+         "kind": "overlap", "target_item": 3, "target_domain": "B"},
+        {"user": "t1", "items": [13, 14], "source_domain": "A", "split": "test",
+         "kind": "overlap", "target_item": 4, "target_domain": "B"},
+    ])
+    a = domain_training_sequences(table, "A")
+    # o1's own held-out item 5 (a training user) is put back; v1 and t1 never appear
+    assert a.sequences == [[3, 4, 5], [1], [1, 2]] and (a.n_single, a.n_overlap) == (1, 2)
+    b = domain_training_sequences(table, "B")
+    assert b.sequences == [[8], [9, 9], [6, 7]] and (b.n_single, b.n_overlap) == (1, 2)
+
+
+def test_a_pair_where_nearly_every_user_overlaps_trains_on_the_overlapping_users():
+    """Two single-domain users used to stop pretraining ("only 2 single-domain sequences")."""
+    walks = walk_sequences(200, 30, seed=4)
+    rows = [{"user": f"s{u}", "items": walks[u], "source_domain": "A"} for u in range(2)]
+    for u in range(2, 200):  # overlapping users: the walk in A with one B item in the middle
+        w = walks[u]
+        rows.append({"user": f"o{u:03d}", "items": w[:2] + [0] + w[2:-1],
+                     "domains": ["A", "A", "B"] + ["A"] * (len(w) - 3), "kind": "overlap",
+                     "source_domain": "B", "target_item": w[-1], "target_domain": "A"})
+    rows += [{"user": f"v{u}", "items": [29, 28], "source_domain": "A", "split": "valid",
+              "kind": "overlap", "target_item": 1, "target_domain": "B"} for u in range(20)]
+    data = domain_training_sequences(sequences_table(rows), "A")
+    assert data.n_single == 2 and data.n_overlap == 198
+    assert [29, 28] not in data.sequences
+    result = train_domain_encoder(data, torch.randn(30, 8),
+                                  EncoderTrainConfig(**TINY, epochs=6, patience=6, lr=5e-3), "A")
+    assert (result.n_single, result.n_overlap) == (2, 198)
+    assert max(e.hr10 for e in result.history) > 0.5  # chance is 10/30
+
+
+def test_a_large_catalog_trains_with_the_sampled_softmax():
+    seqs = walk_sequences(300, 40)
+    cfg = EncoderTrainConfig(**TINY, epochs=8, patience=8, lr=5e-3, full_softmax_max_items=20,
+                             sampled_negatives=10)
+    result = train_domain_encoder(seqs, torch.randn(40, 8), cfg, "A")
+    assert result.loss == "sampled" and max(e.hr10 for e in result.history) > 0.5
+    with pytest.raises(ValueError, match=r"encoder\.sampled_negatives=40 .* 40 items"):
+        train_domain_encoder(seqs, torch.randn(40, 8),
+                             EncoderTrainConfig(**TINY, full_softmax_max_items=20,
+                                                sampled_negatives=40), "A")
+
+
 def test_mixed_single_domain_sequence_is_an_error():
     table = sequences_table([{"user": "u", "items": [1, 2], "source_domain": "A",
                               "domains": ["A", "B"]}])
     with pytest.raises(TrainingDataError, match="domain A: 1 single-domain sequences"):
-        single_domain_sequences(table, "A")
+        domain_training_sequences(table, "A")
 
 
 def test_too_few_sequences_names_domain_and_count():

@@ -5,14 +5,15 @@ import polars as pl
 import pytest
 import torch
 
+from models.baselines.bag import train_bag
 from models.baselines.common import Interactions, JointVocab
-from models.baselines.emcdr import mapping_pairs, train_emcdr
+from models.baselines.emcdr import encode, mapping_pairs, train_emcdr
 from models.baselines.fit import fit_baseline
 from models.baselines.item_knn import CrossDomainItemKNN
 from models.baselines.popularity import Popularity
-from models.baselines.sequential import train_sequential
+from models.baselines.sequential import aligned_examples, train_sequential
 from models.candidates import sample_all_seeds
-from models.eval_config import EMCDRConfig, EvaluationConfig, SequentialConfig
+from models.eval_config import BagConfig, EMCDRConfig, EvaluationConfig, SequentialConfig
 from models.evaluation import eval_users, rank_users, validation_ndcg
 from models.metrics import ranking_metrics
 from models.sequence_encoder import DomainEncoder, EncoderConfig
@@ -121,16 +122,74 @@ def encoders(seed: int = 0) -> dict[str, DomainEncoder]:
             for d in ("A", "B")}
 
 
-def test_emcdr_pairs_and_training(data):
-    train, users, cands = data
+def test_emcdr_regresses_onto_the_state_before_the_target_item(data):
+    _, users, cands = data
+    # user 0: A 3, B 4, B 5 -> y encodes B [4] (the held-out 5 stays out), x encodes A [3];
+    # user 1 has one B item only, so it has no earlier target state and no AB pair
+    train = Interactions([[3, 4, 5], [2, 7], [1, 1]], [["A", "B", "B"], ["A", "B"], ["A", "A"]],
+                         [True, True, False])
     encs = encoders()
     pairs = mapping_pairs(train, encs)
-    # every overlapping user has items in both domains, so it trains both directions
-    assert {k: tuple(v[0].shape) for k, v in pairs.items()} == {"AB": (200, 8), "BA": (200, 8)}
-    scorer, res = train_emcdr(train, encs, EMCDRConfig(hidden=16, epochs=5, patience=5), seed=0,
-                              validate=lambda s: validation_ndcg(s, users, cands, 0))
+    assert tuple(pairs["AB"][0].shape) == (1, 8) and tuple(pairs["BA"][0].shape) == (0, 8)
+    torch.testing.assert_close(pairs["AB"][1], encode(encs["B"], [[4]]))
+    torch.testing.assert_close(pairs["AB"][0], encode(encs["A"], [[3]]))
+
+
+def test_emcdr_training(data):
+    _, users, cands = data
+    rng = np.random.default_rng(0)
+    items, doms = [], []
+    for u in range(200):  # A k, B k, B k: the map from A item k to B's state after k
+        k = int(rng.integers(N))
+        s, t = ("A", "B") if u % 2 else ("B", "A")
+        items.append([k, k, k])
+        doms.append([s, t, t])
+    train = Interactions(items, doms, [True] * 200)
+    scorer, res = train_emcdr(train, encoders(), EMCDRConfig(hidden=16, epochs=5, patience=5),
+                              seed=0, validate=lambda s: validation_ndcg(s, users, cands, 0))
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert scorer.score(users[:4], "B", None).shape == (4, N)
+
+
+def test_target_popularity_counts_only_overlapping_users(data):
+    train, users, _ = data
+    every, overlap = Popularity.fit(train, N_ITEMS), Popularity.fit(train, N_ITEMS, True)
+    # the 60 single-domain users each bought item 0 twice; overlap users bought k at random
+    assert float(every.counts["A"][0] - overlap.counts["A"][0]) == 60.0
+    assert overlap.counts["A"].sum() + overlap.counts["B"].sum() == 400  # 200 users x 2 items
+
+
+def test_bag_floor_learns_the_planted_map_and_beats_popularity(data):
+    train, users, cands = data
+    cfg = BagConfig(d=16, dropout=0.0, lr=2e-2, batch_size=32, epochs=20, patience=20)
+    scorer, res = train_bag(train, N_ITEMS, cfg, seed=0,
+                            validate=lambda s: validation_ndcg(s, users, cands, 0))
+    assert res.best_metric == max(h["val_ndcg@10"] for h in res.history)
+    assert hr10(scorer, users, cands) >= 0.9 > hr10(Popularity.fit(train, N_ITEMS), users, cands)
+
+
+def test_bag_sampled_softmax_path_learns(data):
+    train, users, cands = data
+    cfg = BagConfig(d=16, dropout=0.0, lr=2e-2, batch_size=32, epochs=20, patience=20,
+                    full_softmax_max_items=10, sampled_negatives=8)
+    scorer, _ = train_bag(train, N_ITEMS, cfg, seed=0,
+                          validate=lambda s: validation_ndcg(s, users, cands, 0))
+    assert hr10(scorer, users, cands) >= 0.8
+
+
+def test_aligned_examples_are_source_only_prefixes_with_the_next_target_item():
+    vocab = JointVocab({"A": 10, "B": 10})
+    train = Interactions([[1, 2, 5, 3, 6, 7], [4, 4]], [list("AABABB"), list("AA")],
+                         [True, False])
+    ex = aligned_examples(train, vocab, max_len=50, target="B")
+    assert ex.inputs.tolist() == [[1, 2, 3]] and ex.lengths.tolist() == [3]
+    # after A 2 comes B 5; after A 3 come B 6 and B 7 (the latest is the label)
+    assert ex.labelled.tolist() == [[False, True, True]]
+    assert ex.targets[ex.labelled].tolist() == [5, 7] and ex.vocab == slice(10, 20)
+    back = aligned_examples(train, vocab, max_len=50, target="A")
+    assert back.inputs.tolist() == [[15]]  # B 5 as a joint id; A 3 follows it, nothing after B 6
+    assert back.targets[back.labelled].tolist() == [3]
+    assert aligned_examples(Interactions([[1]], [["A"]], [True]), vocab, 50, "B") is None
 
 
 def test_fit_baseline_dispatch(data):
