@@ -64,8 +64,7 @@ def main() -> None:
     cfg = train_cfg.model_config(args.items, args.text_dim)
     sequences = synthetic_sequences(train_cfg.batch_size * (args.steps + 3), args.items)
     batches = SequenceBatches(sequences, train_cfg.max_len)
-    data = list(batches.epoch(train_cfg.batch_size, torch.Generator().manual_seed(0),
-                              torch.device("cpu")))
+    data = list(batches.epoch(0, train_cfg.batch_size, 0, torch.device("cpu")))
     ours = DomainEncoder(cfg, torch.randn(args.items, args.text_dim))
     base = IdOnlySASRec(cfg)
     runs = {"ours": (ours, train_step, torch.optim.Adam(ours.parameters(), lr=train_cfg.lr)),

@@ -38,7 +38,7 @@ def candidate_set(positives: Tensor, n_items: int, n_negatives: int,
 
 def inclusion_log_prob(candidates: Tensor, target_freq: Tensor, n_positive_draws: int,
                        n_negatives: int) -> Tensor:
-    """log P(item in the candidate set) for each candidate: (C,).
+    """Log-probability that each candidate is in the set, log P(item in C) for each candidate: (C,).
 
     ``target_freq`` (N,) is each item's share of training targets, the proposal of the
     positives; the negatives are uniform over the N items.

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.baselines.common import FitResult, Interactions, JointVocab, fit_with_loop, scores_for
+from models.eval_config import SequentialConfig
+from models.evaluation import EvalUser
 from models.losses import (
     candidate_set,
     check_negatives,
@@ -40,8 +42,6 @@ from models.losses import (
     sampled_softmax_loss,
     target_frequencies,
 )
-from models.eval_config import SequentialConfig
-from models.evaluation import EvalUser
 from models.sequence_encoder import CausalEncoder, EncoderConfig, last_real, pad_sequences
 
 KINDS = ("sasrec", "gru4rec")
@@ -141,9 +141,10 @@ def aligned_examples(train: Interactions, vocab: JointVocab, max_len: int, targe
     """Source-only histories of overlapping users -> each next target-domain item.
 
     One row per (user, target domain): the user's source items in order, up to the last
-    one followed by a target item (at most ``max_len``); at the position of the last source item before a target item, that
-    item is the label (the latest wins when several follow one source item). Labels
-    are per-domain indices, scored over the target domain's slice only.
+    one followed by a target item (at most ``max_len``). At the position of the last
+    source item before a target item, that item is the label (the latest wins when
+    several follow one source item). Labels are per-domain indices, scored over the
+    target domain's slice only.
     """
     source = "B" if target == "A" else "A"
     inputs, labels = [], []
