@@ -7,6 +7,7 @@ model under every protocol. Early stopping reads the primary protocol's validati
 lists only, so the model selected does not depend on which other protocols are shown.
 """
 
+import base64
 import time
 
 import dagster as dg
@@ -20,6 +21,8 @@ from models.baselines.fit import fit_baseline
 from models.candidates import protocol_lists
 from models.evaluation import eval_users, rank_users
 from models.lgcd_pipeline import torch_threads
+from models.plots import training_curves_png
+from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore
@@ -39,7 +42,7 @@ DESCRIPTIONS = {
 
 
 def _fit_markdown(fits: list[tuple[int, object, float]]) -> str:
-    lines = ["| seed | best epoch | val NDCG@10 | epochs run | s |", "|---:|---:|---:|---:|---:|"]
+    lines = ["| seed | best epoch | val NDCG@10 | validations | s |", "|---:|---:|---:|---:|---:|"]
     for seed, fitted, seconds in fits:
         val = "–" if fitted.val_ndcg10 is None else f"{fitted.val_ndcg10:.4f}"
         lines.append(f"| {seed} | {fitted.best_epoch} | {val} | {len(fitted.history)} "
@@ -47,16 +50,30 @@ def _fit_markdown(fits: list[tuple[int, object, float]]) -> str:
     return "\n".join(lines)
 
 
+def _curves_markdown(fits: list[tuple[int, object, float]], name: str) -> str:
+    """One PNG per seed: training loss and validation NDCG@10 per validation."""
+    images = []
+    for seed, fitted, _ in fits:
+        h = fitted.history
+        png = training_curves_png([r["epoch"] for r in h], [r["loss"] for r in h],
+                                  {"NDCG@10": [r["val_ndcg@10"] for r in h]},
+                                  f"{name}, seed {seed}", fitted.best_epoch)
+        images.append(f"![{name} seed {seed}](data:image/png;base64,"
+                      f"{base64.b64encode(png).decode()})")
+    return "\n\n".join(images)
+
+
 def _epoch_logger(context: dg.AssetExecutionContext, name: str, seed: int):
     def log(row: dict[str, float]) -> None:
-        context.log.info(f"{name} seed {seed} epoch {row['epoch']}: loss {row['loss']:.4f}, "
+        context.log.info(f"{name} seed {seed} epoch {row['epoch']:g}: loss {row['loss']:.4f}, "
                          f"val NDCG@10 {row['val_ndcg@10']:.4f} ({row['seconds']:.1f} s)")
     return log
 
 
 def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
     ev = cfg.evaluation
-    settings = {"sasrec": ev.sequential, "gru4rec": ev.sequential, "emcdr": ev.emcdr}.get(name)
+    settings = {"sasrec": ev.sequential, "gru4rec": ev.sequential, "emcdr": ev.emcdr,
+                "bag": ev.bag}.get(name)
     ins = {"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B"))} \
         if name == "emcdr" else {}
 
@@ -74,12 +91,13 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
         with user_errors(ValueError):
             validation_lists = protocol_lists(eval_candidates, ev.primary)
         frames, fits = [], []
-        with user_errors(ValueError), torch_threads(ev.threads):
+        with user_errors(ValueError, TrainingDivergedError), torch_threads(ev.threads):
             for seed in ev.seeds:
                 began = time.perf_counter()
                 encoders = encoders_from(**encoder_ckpts) if encoder_ckpts else None
                 fitted = fit_baseline(name, train, sizes, ev, seed, users, validation_lists,
-                                      encoders, on_epoch=_epoch_logger(context, name, seed))
+                                      encoders, on_epoch=_epoch_logger(context, name, seed),
+                                      on_progress=context.log.info)
                 frames.append(rank_users(fitted.scorer, users, eval_candidates, seed, name,
                                          ev.batch_size, ev.protocols))
                 fits.append((seed, fitted, time.perf_counter() - began))
@@ -88,7 +106,9 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
         ranks = pl.concat(frames)
         return store.publish(ranks, **rank_metadata(
             ranks, cfg, seconds=round(sum(f[2] for f in fits), 1),
-            training=dg.MetadataValue.md(_fit_markdown(fits))))
+            training=dg.MetadataValue.md(_fit_markdown(fits)),
+            **({"training_curves": dg.MetadataValue.md(_curves_markdown(fits, name))}
+               if any(f.history for _, f, _ in fits) else {})))
 
     return baseline
 

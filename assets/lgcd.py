@@ -30,6 +30,7 @@ from models.lgcd_pipeline import (
 )
 from models.plots import training_curves_png
 from models.sequence_encoder import DomainEncoder
+from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore
@@ -96,11 +97,12 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
 
         with user_errors(ValueError):
             device = resolve_device(stage.device)
-        with user_errors(LGCDDataError, TrainingInProgressError), torch_threads(stage.threads) as threads:
+        with user_errors(LGCDDataError, TrainingInProgressError, TrainingDivergedError), \
+                torch_threads(stage.threads) as threads:
             context.log.info(f"{spec.name}: {len(train)} training rows, {len(valid)} valid rows, "
                              f"device {device}, {threads} CPU threads, checkpoints in {ckpt_dir}")
             model, result = fit(model_cfg, encoders, train, valid, device, ckpt_dir,
-                                stage.valid_negatives, log_epoch)
+                                stage.valid_negatives, log_epoch, context.log.info)
         res = result.train
         kinds = [r.kind for r in train]
         rows = {"overlap": kinds.count("overlap"), "pseudo": kinds.count("pseudo"),

@@ -182,13 +182,6 @@ def domain_training_sequences(sequences: pl.DataFrame, domain: str) -> DomainSeq
     return DomainSequences(out, n_single, n_overlap, tuple(flags))
 
 
-def single_domain_sequences(sequences: pl.DataFrame, domain: str) -> list[list[int]]:
-    """Item histories of the domain's single-domain training users only, ordered by user."""
-    rows = sequences.filter((pl.col("split") == "train") & (pl.col("kind") == "single")
-                            & (pl.col("source_domain") == domain)).sort("user")
-    return [[int(i) for i in s] for s in rows["items"].to_list()]
-
-
 class SequenceBatches:
     """Right-padded (input, target, mask) batches; input = s[:-1], target = s[1:].
 

@@ -276,8 +276,8 @@ def build_model(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module]) -> LGC
 
 def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequence[SequenceRow],
         valid: Sequence[SequenceRow], device: torch.device, checkpoint_dir: Path | None = None,
-        valid_negatives: int = 999, on_epoch: Callable[[dict[str, float]], None] | None = None
-        ) -> tuple[LGCD, FitResult]:
+        valid_negatives: int = 999, on_epoch: Callable[[dict[str, float]], None] | None = None,
+        on_progress: Callable[[str], None] | None = None) -> tuple[LGCD, FitResult]:
     """Train one variant on ``device``, resuming from ``checkpoint_dir/last.pt`` if present."""
     if not train:
         raise LGCDDataError("no LGCD training rows: need real overlapping training users or "
@@ -291,7 +291,7 @@ def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequenc
     batches = TrainBatches(train, cfg)
     began = time.perf_counter()
     with checkpoint_lock(checkpoint_dir):
-        result = train_lgcd(model, batches, evaluate, checkpoint_dir, on_epoch)
+        result = train_lgcd(model, batches, evaluate, checkpoint_dir, on_epoch, on_progress)
     epochs_now = len(result.history) - (result.resumed_from or 0)
     fit_result = FitResult(result, batches.steps_per_epoch,
                            time.perf_counter() - began - evaluate.seconds, evaluate.seconds,

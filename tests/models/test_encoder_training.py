@@ -11,7 +11,6 @@ from models.encoder_training import (
     domain_training_sequences,
     evaluate,
     next_item_loss,
-    single_domain_sequences,
     split_users,
     train_domain_encoder,
     train_step,
@@ -106,20 +105,6 @@ def test_training_is_deterministic_by_seed():
     c = train_domain_encoder(seqs, text, EncoderTrainConfig(**{**TINY, "dropout": 0.2}, epochs=2,
                                                             patience=2, seed=1), "A")
     assert not torch.equal(a.state_dict["item_emb.weight"], c.state_dict["item_emb.weight"])
-
-
-def test_only_single_domain_train_sequences_of_the_domain_are_used():
-    table = sequences_table([
-        {"user": "u2", "items": [1, 2], "source_domain": "A"},
-        {"user": "u1", "items": [3, 4, 5], "source_domain": "A"},
-        {"user": "u3", "items": [6, 7], "source_domain": "B"},
-        {"user": "u4", "items": [1, 2], "source_domain": "B", "kind": "overlap",
-         "domains": ["A", "B"]},
-        {"user": "u5", "items": [1, 2], "source_domain": "A", "split": "test", "target_item": 3,
-         "target_domain": "B"},
-    ])
-    assert single_domain_sequences(table, "A") == [[3, 4, 5], [1, 2]]
-    assert single_domain_sequences(table, "B") == [[6, 7]]
 
 
 def test_every_training_users_part_of_the_domain_is_read_and_no_held_out_user():
