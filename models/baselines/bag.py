@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.baselines.common import FitResult, Interactions, fit_with_loop
+from models.baselines.popularity import Popularity
 from models.eval_config import BagConfig
 from models.evaluation import EvalUser
 from models.losses import (
@@ -51,10 +52,15 @@ class BagTower(nn.Module):
 
 
 class Bag(nn.Module):
-    def __init__(self, n_items: dict[str, int], cfg: BagConfig):
+    def __init__(self, n_items: dict[str, int], cfg: BagConfig,
+                 log_prior: dict[str, Tensor] | None = None):
         super().__init__()
         self.towers = nn.ModuleDict({s + t: BagTower(n_items[s], n_items[t], cfg)
                                      for s, t in DIRECTIONS})
+        for (_, t), tower in zip(DIRECTIONS, self.towers.values(), strict=True):
+            if log_prior is not None:
+                with torch.no_grad():
+                    tower.bias.copy_(log_prior[t])
 
 
 def _bags(histories: Sequence[list[int]]) -> tuple[Tensor, Tensor]:
@@ -107,7 +113,10 @@ def train_bag(train: Interactions, n_items: dict[str, int], cfg: BagConfig, seed
     if not any(targets for _, targets in examples.values()):
         raise ValueError("bag: no overlapping training user has items in both domains")
     torch.manual_seed(seed)
-    model = Bag(n_items, cfg)
+    # the item bias starts at the log-popularity among every training user, so the model
+    # starts from the popularity ranking and learns what the source items add to it
+    counts = Popularity.fit(train, n_items).counts
+    model = Bag(n_items, cfg, {d: torch.log1p(c).float() for d, c in counts.items()})
     scorer = BagScorer(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     freq, generator = {}, torch.Generator().manual_seed(seed)
