@@ -39,7 +39,7 @@ def test_errors_name_the_file_and_field(tmp_path, section, message):
 
 
 def test_shipped_configs_load():
-    for name in ("demo", "food_kitchen_llmcdsr", "food_kitchen_llmcdsr_cpu"):
+    for name in ("demo", "food_kitchen_llmcdsr"):
         cfg = load_dataset_config(PROJECT_ROOT / "configs" / f"{name}.yaml")
         assert cfg.evaluation.seeds and len(cfg.evaluation.seeds) >= 3
         assert cfg.evaluation.protocols == ("all", "target")
