@@ -21,6 +21,7 @@ uniform negatives, and only the candidates' rows of E_fusion are computed.
 On CPU the run is deterministic for a given seed (and thread count).
 """
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -326,8 +327,8 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
             raise TrainingDataError(f"domain {domain}: {exc}") from exc
     train_idx, valid_idx = split_indices(seqs, cfg, domain)
     train, valid = [seqs[i] for i in train_idx], [seqs[i] for i in valid_idx]
-    # the held-out single-domain users alone: the validation set of earlier versions, whose
-    # numbers the README compares with
+    # the held-out single-domain users alone: the kind of users earlier versions validated on
+    # (single-domain users only), so their numbers stay comparable
     single = [k for k, i in enumerate(valid_idx) if not origin.is_overlap(i)]
     device = resolve_device(cfg.device)
     started = time.perf_counter()
@@ -365,7 +366,7 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
     loop = train_loop(
         model, optimizer, lambda e: batches.epoch(e, cfg.batch_size, cfg.seed, device),
         lambda b: loss_of(model, *b), validate,
-        LoopConfig(**{**cfg.loop().__dict__, "progress_every_s": progress_every_s}),
+        dataclasses.replace(cfg.loop(), progress_every_s=progress_every_s),
         seed=cfg.seed, steps_per_epoch=batches.steps(cfg.batch_size),
         name=f"sequence encoder {domain}", on_eval=report, on_progress=on_progress,
         device=device)
