@@ -105,7 +105,7 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
                                  f"{fits[-1][2]:.1f} s")
         ranks = pl.concat(frames)
         return store.publish(ranks, **rank_metadata(
-            ranks, cfg, seconds=round(sum(f[2] for f in fits), 1),
+            ranks, cfg, fit_seconds=round(sum(f[2] for f in fits), 1),
             training=dg.MetadataValue.md(_fit_markdown(fits)),
             **({"training_curves": dg.MetadataValue.md(_curves_markdown(fits, name))}
                if any(f.history for _, f, _ in fits) else {})))
