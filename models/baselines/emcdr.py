@@ -100,13 +100,13 @@ def train_emcdr(train: Interactions, encoders: dict[str, DomainEncoder], cfg: EM
     """Fit both directions' maps with ``seed``; early stopping on ``validate`` (NDCG@10)."""
     pairs = mapping_pairs(train, encoders)
     if not any(len(x) for x, _ in pairs.values()):
-        raise ValueError("EMCDR: no overlapping training user has items in both domains")
+        raise ValueError("EMCDR: no overlapping training user has source items and an earlier "
+                         "target-domain item before its last target-domain item")
     torch.manual_seed(seed)
     model = EMCDR(encoders["A"].cfg.d, cfg.hidden)
     scorer = EMCDRScorer(model, encoders)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    batches = [(direction, start) for direction, (x, _) in pairs.items()
-               for start in range(0, len(x), cfg.batch_size)]
+    steps = sum(-(-len(x) // cfg.batch_size) for x, _ in pairs.values())
 
     def epoch_batches(epoch: int) -> list[tuple[str, Tensor]]:
         out = []
@@ -122,6 +122,6 @@ def train_emcdr(train: Interactions, encoders: dict[str, DomainEncoder], cfg: EM
         return F.mse_loss(model.maps[direction](x[idx]), y[idx])
 
     result = fit_with_loop(model, optimizer, epoch_batches, loss, lambda: validate(scorer),
-                           cfg.loop(), seed=seed, steps_per_epoch=len(batches), name="emcdr",
+                           cfg.loop(), seed=seed, steps_per_epoch=steps, name="emcdr",
                            on_epoch=on_epoch)
     return scorer, result
