@@ -190,7 +190,6 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
         while not done and epoch < cfg.epochs:
             began = time.perf_counter()
             model.train()
-            segment = began
             stream: Iterator[Any] = iter(batches(epoch))
             for _ in range(offset):  # resume mid-epoch: the batches are a function of the epoch
                 next(stream, None)
@@ -214,9 +213,8 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
                     result.train_seconds += time.perf_counter() - began
                     done, stale = _validate_and_save(model, optimizer, validate, cfg, result, sums,
                                                      n_since, epoch, in_epoch, stale, last,
-                                                     fingerprint, device, on_eval, segment)
+                                                     fingerprint, device, on_eval, began)
                     sums, n_since, began = {}, 0, time.perf_counter()
-                    segment = began
                     if done:
                         break
             if done:
@@ -225,7 +223,7 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             epoch, offset = epoch + 1, 0
             done, stale = _validate_and_save(model, optimizer, validate, cfg, result, sums,
                                              n_since, epoch, 0, stale, last, fingerprint,
-                                             device, on_eval, segment)
+                                             device, on_eval, began)
             sums, n_since = {}, 0
     model.load_state_dict(result.state_dict)
     model.eval()
