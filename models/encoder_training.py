@@ -31,13 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from models.device import resolve_device
-from models.losses import (
-    candidate_set,
-    check_negatives,
-    inclusion_log_prob,
-    sampled_softmax_loss,
-    target_frequencies,
-)
+from models.losses import check_negatives, sampled_next_item_loss, target_frequencies
 from models.metrics import hit_rate, ndcg, target_ranks
 from models.schema import SEQUENCES
 from models.sequence_encoder import DomainEncoder, EncoderConfig, pad_sequences
@@ -238,9 +232,8 @@ class SampledNextItemLoss:
                  mask: torch.Tensor) -> torch.Tensor:
         h = model(inputs, mask)[mask]  # (P, d)
         pos = targets[mask]  # (P,)
-        cands = candidate_set(pos, model.cfg.n_items, self.n_negatives, self.generator)  # (C,)
-        log_q = inclusion_log_prob(cands.cpu(), self.freq, len(pos), self.n_negatives)
-        return sampled_softmax_loss(h, pos, cands, model.item_table(cands), log_q.to(h.device))
+        return sampled_next_item_loss(h, pos, model.item_table, self.freq, self.n_negatives,
+                                      self.generator)
 
 
 def train_step(model: DomainEncoder, optimizer: torch.optim.Optimizer,

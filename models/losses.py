@@ -11,6 +11,8 @@ the candidates cover the catalog every inclusion probability is 1, the
 correction vanishes and the loss equals the full softmax exactly (tested).
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -71,3 +73,17 @@ def target_frequencies(targets: list[int], n_items: int) -> Tensor:
     """Each item's share of the training targets (the positives' proposal): (N,)."""
     counts = torch.bincount(torch.tensor(targets, dtype=torch.long), minlength=n_items).double()
     return counts / counts.sum().clamp_min(1.0)
+
+
+def sampled_next_item_loss(h: Tensor, targets: Tensor, rows: Callable[[Tensor], Tensor],
+                           target_freq: Tensor, n_negatives: int, generator: torch.Generator,
+                           bias: Tensor | None = None) -> Tensor:
+    """The whole sampled softmax of one batch: candidates, their logQ, the loss.
+
+    h (P, d) states, targets (P,) item ids, ``rows(candidates)`` the (C, d) item rows to
+    score (only the candidates' rows are ever computed), ``bias`` (N,) an optional item bias.
+    """
+    cands = candidate_set(targets, target_freq.shape[0], n_negatives, generator)  # (C,)
+    log_q = inclusion_log_prob(cands.cpu(), target_freq, len(targets), n_negatives)
+    return sampled_softmax_loss(h, targets, cands, rows(cands), log_q.to(h.device),
+                                None if bias is None else bias[cands])

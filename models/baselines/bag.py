@@ -22,13 +22,7 @@ from models.baselines.common import FitResult, Interactions, fit_with_loop
 from models.baselines.popularity import Popularity
 from models.eval_config import BagConfig
 from models.evaluation import EvalUser
-from models.losses import (
-    candidate_set,
-    check_negatives,
-    inclusion_log_prob,
-    sampled_softmax_loss,
-    target_frequencies,
-)
+from models.losses import check_negatives, sampled_next_item_loss, target_frequencies
 
 DIRECTIONS = ("AB", "BA")
 
@@ -142,10 +136,8 @@ def train_bag(train: Interactions, n_items: dict[str, int], cfg: BagConfig, seed
         pos = torch.tensor([targets[i] for i in idx], dtype=torch.long)  # (B,)
         if direction not in freq:
             return F.cross_entropy(h @ tower.target.weight.T + tower.bias, pos)
-        n = tower.bias.shape[0]
-        cands = candidate_set(pos, n, cfg.sampled_negatives, generator)  # (C,)
-        log_q = inclusion_log_prob(cands, freq[direction], len(pos), cfg.sampled_negatives)
-        return sampled_softmax_loss(h, pos, cands, tower.target(cands), log_q, tower.bias[cands])
+        return sampled_next_item_loss(h, pos, tower.target, freq[direction],
+                                      cfg.sampled_negatives, generator, tower.bias)
 
     steps = len(epoch_batches(0))
     result = fit_with_loop(model, optimizer, epoch_batches, loss, lambda: validate(scorer),

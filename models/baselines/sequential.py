@@ -35,13 +35,7 @@ from torch import Tensor, nn
 from models.baselines.common import FitResult, Interactions, JointVocab, fit_with_loop, scores_for
 from models.eval_config import SequentialConfig
 from models.evaluation import EvalUser
-from models.losses import (
-    candidate_set,
-    check_negatives,
-    inclusion_log_prob,
-    sampled_softmax_loss,
-    target_frequencies,
-)
+from models.losses import check_negatives, sampled_next_item_loss, target_frequencies
 from models.sequence_encoder import CausalEncoder, EncoderConfig, last_real, pad_sequences
 
 KINDS = ("sasrec", "gru4rec")
@@ -195,9 +189,8 @@ class _Loss:
         freq = self.freq.get(id(ex))
         if freq is None:
             return F.cross_entropy((h @ table.T).float(), pos)
-        cands = candidate_set(pos, table.shape[0], self.cfg.sampled_negatives, self.generator)
-        log_q = inclusion_log_prob(cands, freq, len(pos), self.cfg.sampled_negatives)
-        return sampled_softmax_loss(h, pos, cands, table[cands], log_q)
+        return sampled_next_item_loss(h, pos, lambda c: table[c], freq,
+                                      self.cfg.sampled_negatives, self.generator)
 
 
 class SequentialScorer:
