@@ -24,6 +24,7 @@ from models.lgcd_pipeline import (
     checkpoint_parts,
     fit,
     history_markdown,
+    pseudo_asset,
     torch_threads,
     training_rows,
     validation_rows,
@@ -38,17 +39,22 @@ from pipeline.storage import Checkpoint, checkpoint_hash, latest_version
 from pipeline.versioning import code_version, fingerprint
 
 CACHE_DIR = (".cache", "lgcd")
-INPUTS = ("sequences", "pseudo_sequences", encoder_asset("A"), encoder_asset("B"))
 
 
 def asset_name(variant: str) -> str:
     return "lgcd_model" if variant == "full" else f"lgcd_model_{variant}"
 
 
-def _input_versions(context: dg.AssetExecutionContext, store: VersionStore) -> dict[str, str]:
+def _inputs(spec: VariantSpec) -> tuple[str, ...]:
+    pseudo = pseudo_asset(spec.pseudo_source)
+    return ("sequences", *([pseudo] if pseudo else []), encoder_asset("A"), encoder_asset("B"))
+
+
+def _input_versions(context: dg.AssetExecutionContext, store: VersionStore,
+                    spec: VariantSpec) -> dict[str, str]:
     """Content versions of the inputs, found as the IO manager finds them (record, else LATEST)."""
     out = {}
-    for name in INPUTS:
+    for name in _inputs(spec):
         records = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(name)), limit=1).records
         meta = records[0].asset_materialization.metadata if records else {}
@@ -68,27 +74,31 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
     stage = cfg.lgcd
     model_cfg = stage.variant_config(spec)
 
-    @dg.asset(
+    decorate = dg.asset(
         name=asset_name(spec.name),
         group_name=groups.LGCD,
         pool="gpu",
-        code_version=code_version("lgcd1", model_cfg, spec, stage.valid_negatives,
+        code_version=code_version("lgcd2", model_cfg, spec, stage.valid_negatives,
                                   stage.max_valid_users),
-        ins={"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B"))},
+        ins={"enc_a": dg.AssetIn(key=encoder_asset("A")), "enc_b": dg.AssetIn(key=encoder_asset("B")),
+             **({"pseudo": dg.AssetIn(key=pseudo_asset(spec.pseudo_source))}
+                if pseudo_asset(spec.pseudo_source) else {})},
         kinds={"pytorch"},
-        description=f"LGCD variant '{spec.name}' (preset {spec.preset}) trained in both directions.",
+        description=f"LGCD variant '{spec.name}' (preset {spec.preset}, pseudo users from "
+                    f"{spec.pseudo_source}) trained in both directions.",
     )
-    def lgcd_model(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
-                   pseudo_sequences: pl.DataFrame, enc_a: Checkpoint,
-                   enc_b: Checkpoint) -> dg.MaterializeResult:
+
+    def train(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
+              pseudo: pl.DataFrame | None, enc_a: Checkpoint,
+              enc_b: Checkpoint) -> dg.MaterializeResult:
         """LGCD trained on real + pseudo overlap users, early-stopped on valid NDCG@10."""
         ckpts = {"A": enc_a, "B": enc_b}
         encoders = {d: DomainEncoder.from_checkpoint(c.state_dict, c.config) for d, c in ckpts.items()}
-        train, skipped = training_rows(sequences, pseudo_sequences, model_cfg.n_k,
+        train, skipped = training_rows(sequences, pseudo, model_cfg.n_k,
                                        spec.overlap_ratio, model_cfg.seed)
         valid, skipped_valid = validation_rows(sequences, stage.max_valid_users, model_cfg.seed)
         key = fingerprint(model_cfg, spec, stage.valid_negatives, stage.max_valid_users,
-                          _input_versions(context, store))
+                          _input_versions(context, store, spec))
         ckpt_dir = store.path().joinpath(*CACHE_DIR, key)
 
         def log_epoch(h: dict) -> None:
@@ -128,6 +138,21 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # published; the resume point is no longer needed
         return published
 
+    if pseudo_asset(spec.pseudo_source) is None:
+        @decorate
+        def lgcd_model(context: dg.AssetExecutionContext, store: VersionStore,
+                       sequences: pl.DataFrame, enc_a: Checkpoint,
+                       enc_b: Checkpoint) -> dg.MaterializeResult:
+            """LGCD trained on the real overlapping users only (pseudo_source: none)."""
+            return train(context, store, sequences, None, enc_a, enc_b)
+        return lgcd_model
+
+    @decorate
+    def lgcd_model(context: dg.AssetExecutionContext, store: VersionStore,
+                   sequences: pl.DataFrame, pseudo: pl.DataFrame, enc_a: Checkpoint,
+                   enc_b: Checkpoint) -> dg.MaterializeResult:
+        """LGCD trained on real + pseudo overlap users, early-stopped on valid NDCG@10."""
+        return train(context, store, sequences, pseudo, enc_a, enc_b)
     return lgcd_model
 
 

@@ -27,6 +27,8 @@ from models.report import (
     paper_comparison_markdown,
     paper_tables_markdown,
     protocol_heading,
+    pseudo_source_models,
+    pseudo_sources_markdown,
     significance,
     significance_markdown,
     summarize,
@@ -64,13 +66,16 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     ins = {"sweep": dg.AssetIn(key=SWEEP_ASSET)} if has_sweep else {}
     names = domain_names(cfg.domain_categories())
     table3 = table3_models(cfg.lgcd.variants)
-    others = [model_name(v.name) for v in cfg.lgcd.variants if model_name(v.name) not in table3]
+    by_source = pseudo_source_models(cfg.lgcd.variants)
+    sources = {model_name(v.name): v.pseudo_source for v in cfg.lgcd.variants}
+    others = [model_name(v.name) for v in cfg.lgcd.variants
+              if model_name(v.name) not in {*table3, *by_source}]
     # the published numbers are for the LLMCDSR release of Food-Kitchen, not for other splits
     compare = cfg.format == "llmcdsr" and is_food_kitchen(cfg.domain_categories())
 
     @dg.asset(group_name=groups.EVALUATION, ins=ins, kinds={"parquet", "matplotlib"},
-              code_version=code_version("report1", ev.permutations, table3, others, compare,
-                                        names, ev.protocols, ev.n_negatives))
+              code_version=code_version("report2", ev.permutations, table3, by_source, others,
+                                        compare, names, ev.protocols, ev.n_negatives))
     def report(context: dg.AssetExecutionContext, store: VersionStore,
                evaluation: dict[str, pl.DataFrame], **sweep: pl.DataFrame) -> dg.MaterializeResult:
         """Tables 1 and 3 (mean ± std over seeds), significance, plots and the paper's numbers."""
@@ -99,6 +104,10 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
             "metric_bars": _image(metric_bars_png(summary.filter(pl.col("protocol") == primary),
                                                   models, names), "HR@10 and NDCG@10"),
         }
+        if len([m for m in by_source if m in models]) > 1:
+            meta["pseudo_sources"] = dg.MetadataValue.md(pseudo_sources_markdown(
+                summary, [m for m in by_source if m in models], sources, names,
+                with_paper=compare and primary == "all", protocol=primary))
         if [m for m in others if m in models]:
             meta["other_lgcd_variants"] = dg.MetadataValue.md(table3_markdown(
                 summary, [m for m in others if m in models], names, protocol=primary))

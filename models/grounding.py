@@ -9,6 +9,9 @@ title by raw sentence-embedding cosine, which keeps each guess's identity.
 
 A user whose answer held no usable title is grounded on their own source
 titles instead (through the same target encoder) and flagged as a fallback.
+``retrieval_requests`` builds that same query for users without any LLM answer:
+the ``retrieval`` pseudo source, which measures what the LLM adds over the
+user's own text, costs no generation and so can cover every single-domain user.
 """
 
 from dataclasses import dataclass
@@ -78,6 +81,24 @@ def per_title_ids(title_emb: list[np.ndarray], item_emb: np.ndarray, cfg: Ground
                     picked.append(item)
         chosen.append(picked)
     return chosen
+
+
+def retrieval_requests(sequences: pl.DataFrame, users: pl.DataFrame | None = None
+                       ) -> pl.DataFrame:
+    """Rows for ``ground`` without guesses, so each user is grounded on their own source text.
+
+    ``users`` (user, source_domain, target_domain), e.g. the LLM sample's; by default every
+    single-domain training user, towards the other domain.
+    """
+    if users is None:
+        users = sequences.filter((pl.col("split") == "train") & (pl.col("kind") == "single"))
+        users = users.select("user", "source_domain").with_columns(
+            target_domain=pl.when(pl.col("source_domain") == "A").then(pl.lit("B"))
+            .otherwise(pl.lit("A")))
+    users = users.select("user", "source_domain", "target_domain").unique().sort("user")
+    return users.with_columns(
+        id=pl.format("{}>{}:{}", "source_domain", "target_domain", "user"),
+        titles=pl.lit([], dtype=pl.List(pl.String)))
 
 
 def ground(generations: pl.DataFrame, sequences: pl.DataFrame, title_vectors: dict[str, np.ndarray],

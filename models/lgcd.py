@@ -91,15 +91,20 @@ class PathOutput:
 class TransferPath(nn.Module):
     """Everything one direction owns: cross-domain ID map, guesser, diffusion and fusion."""
 
-    def __init__(self, cfg: LGCDConfig, target_domain: str):
+    def __init__(self, cfg: LGCDConfig, target_domain: str, n_target: int):
         super().__init__()
         d = cfg.d
         self.t_start = cfg.t_start(target_domain)
-        self.cross_id = nn.Linear(d, d)  # W_x: real target-domain IDs of overlap users
         self.cond_fusion = nn.Linear(2 * d, d)  # trainable part of f^src_fusion (eq 8)
-        for layer in (self.cross_id, self.cond_fusion):  # start from the pre-trained encoders
+        layers = [self.cond_fusion]
+        if cfg.cross_id:
+            self.cross_id = nn.Linear(d, d)  # W_x: real target-domain IDs of overlap users
+            layers.append(self.cross_id)
+        for layer in layers:  # start from the pre-trained encoders
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if cfg.item_bias:  # b_i of the target items, (N_tgt,); fit() starts it at log-popularity
+            self.item_bias = nn.Parameter(torch.zeros(n_target))
         self.guesser = nn.Linear(d, d)  # g_{src->tgt}, eqs 21 and 22
         self.diffusion = ConditionalDiffusion(
             d, cfg.n_heads, cfg.T, cfg.beta_min, cfg.beta_max, cfg.conditioning, cfg.target,
@@ -143,7 +148,9 @@ class LGCD(nn.Module):
                 raise ValueError(f"cfg.max_len={cfg.max_len} exceeds encoder {dom}'s max_len "
                                  f"{enc_len}")
             enc.requires_grad_(cfg.finetune_encoders)
-        self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1]) for dr in DIRECTIONS})
+        sizes = {dom: self.text_table(dom).shape[0] for dom in ("A", "B")}
+        self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1], sizes[dr[1]])
+                                    for dr in DIRECTIONS})
         self.train()  # puts frozen encoders in eval mode from the start
 
     def train(self, mode: bool = True) -> "LGCD":
@@ -169,7 +176,7 @@ class LGCD(nn.Module):
         src, tgt = direction
         enc_s = self.encoders[src]
         h_id = enc_s.encode_ids(b.src_items, b.src_mask)  # (B, d)
-        if b.any_tgt_ids:
+        if self.cfg.cross_id and b.any_tgt_ids:
             h_x = self.encoders[tgt].encode_ids(b.tgt_id_items, b.tgt_id_mask)  # (B, d)
             h_id = h_id + b.has_tgt_ids.unsqueeze(-1) * self.paths[direction].cross_id(h_x)
         h_text = enc_s.encode_text(self.text_table(src)[b.src_items], b.src_mask)
@@ -182,6 +189,24 @@ class LGCD(nn.Module):
         tgt = direction[1]
         h = self.encoders[tgt].encode_text(self.text_table(tgt)[b.tgt_items], b.tgt_mask)
         return h.detach() if self.cfg.detach_target else h
+
+    def logits(self, direction: str, h: Tensor, candidates: Tensor | None = None) -> Tensor:
+        """Scores h · E^tgt_fusion (+ b_i): all items (B, N_tgt) or candidates (B, C)."""
+        table = self.encoders[direction[1]].item_table()  # (N_tgt, d)
+        bias = getattr(self.paths[direction], "item_bias", None)
+        if candidates is None:
+            out = h @ table.T
+            return out if bias is None else out + bias
+        out = torch.einsum("bd,bcd->bc", h, table[candidates])
+        return out if bias is None else out + bias[candidates]
+
+    @torch.no_grad()
+    def init_item_bias(self, direction: str, counts: Tensor) -> None:
+        """Start b_i at log(count_i + 1), centred: the scorer begins at target popularity."""
+        path = self.paths[direction]
+        if hasattr(path, "item_bias"):
+            prior = torch.log1p(counts.to(path.item_bias))
+            path.item_bias.copy_(prior - prior.mean())
 
     def _initial(self, path: TransferPath, h_cond: Tensor,
                  generator: torch.Generator | None) -> Tensor:
@@ -206,12 +231,14 @@ class LGCD(nn.Module):
                 condition_tokens(cfg.conditioning, cfg.cond_tokens, h_cond, h_id, h_text))
             diff, x0_hat = path.diffusion.training_loss(h_tgt, z)  # (B,), (B, d)
             guess = path.guesser(h_cond) if cfg.use_guesser else None
-            fallback = guess if guess is not None else torch.randn_like(h_cond)
+            start = guess if guess is not None else torch.randn_like(h_cond)  # as at test time
             # rows that train the diffusion model (Table 3's w/o Overlap / Pseudo Diffusion
-            # exclude a kind): they start from x_hat_0; the others start as at test time and
-            # pass no gradient into the denoiser
+            # exclude a kind); the others start as at test time and pass no gradient into the
+            # denoiser. train_start="x0_hat" starts diffused rows from x_hat_0 of the true h_tgt
             diffused = (b.is_overlap & cfg.diffuse_overlap) | (b.is_pseudo & cfg.diffuse_pseudo)
-            h_init = torch.where((b.has_tgt & diffused).unsqueeze(-1), x0_hat, fallback)
+            h_init = start
+            if cfg.train_start == "x0_hat":
+                h_init = torch.where((b.has_tgt & diffused).unsqueeze(-1), x0_hat, start)
             h_rev = path.diffusion.reverse(h_init, z, path.t_start)
             h_rev = torch.where(diffused.unsqueeze(-1), h_rev, h_rev.detach())
             scale = 1.0 / cfg.d if cfg.sq_reduce == "mean" else 1.0
@@ -223,7 +250,7 @@ class LGCD(nn.Module):
                 align = (h_rev - h_cond.detach()).pow(2).sum(-1) * scale  # eq 20, h_cond anchors
                 per_row["align"] = align * b.is_pseudo.float()
             h_final = path.fusion(h_cond, h_rev)  # (B, d) eq 24
-        logits = h_final @ self.encoders[direction[1]].item_table().T  # (B, N_tgt)
+        logits = self.logits(direction, h_final)  # (B, N_tgt)
         per_row["rec"] = F.cross_entropy(logits, b.target, reduction="none")  # eq 25
         return PathOutput(h_cond, h_rev, h_final, logits), per_row
 
@@ -236,8 +263,7 @@ class LGCD(nn.Module):
             for name in LOSS_NAMES:
                 term = (b.weight * per_row[name]).sum()
                 losses[name] = losses[name] + term if name in losses else term
-        weights = {"diff": self.cfg.w_diff, "guess": self.cfg.w_guess,
-                   "align": self.cfg.w_align, "rec": self.cfg.w_rec}
+        weights = self.cfg.loss_weights()
         losses["total"] = sum(weights[n] * losses[n] for n in LOSS_NAMES)
         return outputs, losses
 
@@ -266,8 +292,5 @@ class LGCD(nn.Module):
     def score(self, direction: str, b: PathBatch, candidates: Tensor | None = None,
               generator: torch.Generator | None = None) -> Tensor:
         """Score h_final · E^tgt_fusion: all items (B, N_tgt), or candidates (B, C) -> (B, C)."""
-        h = self.user_representation(direction, b, generator)  # (B, d)
-        table = self.encoders[direction[1]].item_table()  # (N_tgt, d)
-        if candidates is None:
-            return h @ table.T
-        return torch.einsum("bd,bcd->bc", h, table[candidates])
+        return self.logits(direction, self.user_representation(direction, b, generator),
+                           candidates)

@@ -23,6 +23,8 @@ Target = Literal["x0", "noise"]
 Fusion = Literal["moe", "linear"]
 CondTokens = Literal["cond", "cond+modalities"]
 SqReduce = Literal["sum", "mean"]
+EpochUnit = Literal["overlap", "pseudo"]
+TrainStart = Literal["guesser", "x0_hat"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class LGCDConfig:
     use_align: bool = True  # L_align on pseudo users (eq 20)
     use_guesser: bool = True  # False: random start at inference, no L_guess
     overlap_cyclic: bool = True  # False: overlap users shuffled into the 128 stream once
+
+    # --- training path: what a training row sees, so that it matches a test row
+    epoch_unit: EpochUnit = "overlap"  # an epoch passes over the real overlap users | "pseudo"
+    train_start: TrainStart = "guesser"  # h_init in training: g(h_cond) as at test | "x0_hat"
+    cross_id: bool = False  # overlap rows' h_ID also reads their real target IDs (W_x)
+    item_bias: bool = True  # learned per-item bias b_i on the target logits (eq 25)
+    pseudo_weight: float | None = None  # loss share of the pseudo stream; None: its row share
 
     # --- losses (equations 26 and 27)
     w_diff: float = 1.0
@@ -114,11 +123,33 @@ class LGCDConfig:
         for name in ("w_diff", "w_guess", "w_align", "w_rec", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise fail(f"{name}={getattr(self, name)}; must be >= 0")
+        if not any(self.loss_weights()[n] > 0 for n in self.active_losses()):
+            raise fail(f"every active loss term ({', '.join(self.active_losses())}) has weight 0 "
+                       f"(w_{', w_'.join(self.active_losses())}); nothing would train")
+        if self.pseudo_weight is not None and not 0.0 <= self.pseudo_weight <= 1.0:
+            raise fail(f"pseudo_weight={self.pseudo_weight}; allowed [0, 1] or null (row share)")
+        choices = {"epoch_unit": ("overlap", "pseudo"), "train_start": ("guesser", "x0_hat")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
         for name in ("n_k", "batch_size", "overlap_batch_size", "epochs", "patience"):
             if getattr(self, name) < 1:
                 raise fail(f"{name}={getattr(self, name)}; must be >= 1")
         if self.lr <= 0:
             raise fail(f"lr={self.lr}; must be > 0")
+
+    def loss_weights(self) -> dict[str, float]:
+        return {"diff": self.w_diff, "guess": self.w_guess, "align": self.w_align,
+                "rec": self.w_rec}
+
+    def active_losses(self) -> tuple[str, ...]:
+        """Loss terms this configuration computes (an ablation switches some off)."""
+        if not self.use_diffusion:
+            return ("rec",)
+        names = ["diff"] + (["guess"] if self.use_guesser else [])
+        if self.use_align and self.diffuse_pseudo:
+            names.append("align")
+        return (*names, "rec")
 
     def t_start(self, target_domain: str) -> int:
         """Reverse-process start step t_start = lambda * T (section 3.4.4), at least 1."""

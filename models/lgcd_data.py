@@ -6,9 +6,9 @@ from the ``sequences`` table (models/schema.py) plus an optional per-position
 this module needs neither polars nor Dagster (``rows_from_records`` takes
 ``df.iter_rows(named=True)``).
 
-A step of training holds one batch of 128 pseudo users and one batch of 64 real
-overlapping users drawn from an endless cyclic iterator, so that every step
-contains real overlap. Both orders are pure functions of (seed, epoch, step),
+A step of training holds one batch of up to 128 pseudo users and one batch of 64
+real overlapping users, each drawn from an endless cyclic iterator, so that every
+step contains real overlap. Both orders are pure functions of (seed, epoch, step),
 which makes a resumed run draw exactly the batches the crashed run would have.
 """
 
@@ -215,20 +215,22 @@ def collate(rows: Sequence[SequenceRow], weights: Sequence[float] | None = None,
 class CyclicSampler:
     """Endless batches over n rows: the concatenation of per-cycle permutations.
 
-    ``batch(step)`` is a pure function of (seed, step), so resuming needs only the step.
+    ``batch(step)`` is a pure function of (seed, stream, step), so resuming needs only the
+    step; ``stream`` keeps two samplers of one seed (overlap, pseudo) independent.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    def __init__(self, n: int, batch_size: int, seed: int, stream: int = 7):
         if n < 1:
             raise ValueError("cyclic overlap batches need at least one real overlapping user")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.n, self.batch_size, self.seed, self.stream = n, batch_size, seed, stream
         self._perms: dict[int, np.ndarray] = {}
 
     def _perm(self, cycle: int) -> np.ndarray:
         if cycle not in self._perms:
             if len(self._perms) > 8:
                 self._perms.clear()
-            self._perms[cycle] = np.random.default_rng([self.seed, 7, cycle]).permutation(self.n)
+            rng = np.random.default_rng([self.seed, self.stream, cycle])
+            self._perms[cycle] = rng.permutation(self.n)
         return self._perms[cycle]
 
     def batch(self, step: int) -> np.ndarray:
@@ -239,54 +241,77 @@ class CyclicSampler:
 class TrainBatches:
     """Per-epoch training batches (section 3.5, "cyclic overlapping sampling").
 
-    overlap_cyclic: each step = batch_size pseudo users + overlap_batch_size real
-    overlap users from ``CyclicSampler``; each stream's rows weigh 1 / its batch size,
-    so the overlap loss keeps its own mean (the paper's implicit re-weighting).
-    Otherwise ("w/o Overlap Cyclic"), and also when there is no real overlapping
-    user at all: all rows shuffled together, batches of batch_size, every row
-    weighing 1 / batch size.
+    overlap_cyclic: each step = up to batch_size pseudo users + overlap_batch_size real
+    overlap users, both streams cyclic. ``epoch_unit="overlap"`` makes an epoch one pass
+    over the real overlap users (the examples the model is tested like); "pseudo" is the
+    old reading, one pass over the pseudo users, which with 128 LLM users was one step.
+    The pseudo stream carries ``pseudo_weight`` of the loss and the overlap stream the rest;
+    by default that share is the pseudo rows' share of all rows, so 128 pseudo users beside
+    7,501 real ones weigh 1.7%, not half (0.5 is the paper's equal-stream reading).
+    Otherwise ("w/o Overlap Cyclic"), and also when there is no real overlapping user at
+    all: all rows shuffled together in batches of batch_size, weighted the same way.
     """
 
     def __init__(self, rows: Sequence[SequenceRow], cfg: LGCDConfig):
         bad = [r.user for r in rows if r.kind not in ("overlap", "pseudo")]
         if bad:
             raise ValueError(f"training rows must be 'overlap' or 'pseudo'; e.g. user {bad[0]}")
+        if not rows:
+            raise ValueError("no training rows")
         self.cfg = cfg
         self.pseudo = [r for r in rows if r.kind == "pseudo"]
         self.overlap = [r for r in rows if r.kind == "overlap"]
-        if not rows:
-            raise ValueError("no training rows")
-        self.cyclic = None
+        share = len(self.pseudo) / len(rows)
+        self.pseudo_weight = share if cfg.pseudo_weight is None else cfg.pseudo_weight
+        if not self.overlap or not self.pseudo:  # a single stream carries the whole loss
+            self.pseudo_weight = 1.0 if self.pseudo else 0.0
+        self.cyclic = self.pseudo_cyclic = None
         if cfg.overlap_cyclic and self.overlap:
             self.cyclic = CyclicSampler(len(self.overlap), cfg.overlap_batch_size, cfg.seed)
+            if self.pseudo and cfg.epoch_unit == "overlap":
+                self.pseudo_cyclic = CyclicSampler(
+                    len(self.pseudo), min(cfg.batch_size, len(self.pseudo)), cfg.seed, stream=8)
 
     @property
     def steps_per_epoch(self) -> int:
         if self.cyclic is None:
             return -(-(len(self.pseudo) + len(self.overlap)) // self.cfg.batch_size)
-        if not self.pseudo:
+        if not self.pseudo or self.cfg.epoch_unit == "overlap":
             return -(-len(self.overlap) // self.cfg.overlap_batch_size)
         return -(-len(self.pseudo) // self.cfg.batch_size)
+
+    def _weights(self, pseudo: Sequence[SequenceRow], overlap: Sequence[SequenceRow]
+                 ) -> list[float]:
+        """Row weights: each stream's share spread evenly over its rows in the batch."""
+        wp = self.pseudo_weight if overlap else 1.0
+        wo = 1.0 - self.pseudo_weight if pseudo else 1.0
+        return ([wp / len(pseudo)] * len(pseudo) if pseudo else []) + \
+            ([wo / len(overlap)] * len(overlap) if overlap else [])
 
     def epoch(self, epoch: int) -> Iterator[LGCDBatch]:
         """Yield the batches of ``epoch`` (0-based), identical for equal (seed, epoch)."""
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, 3, epoch])
+        steps = self.steps_per_epoch
         if self.cyclic is None:
             pool = self.pseudo + self.overlap
             order = rng.permutation(len(pool))
-            for s in range(self.steps_per_epoch):
+            for s in range(steps):
                 chunk = [pool[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
-                yield collate(chunk, max_len=cfg.max_len)
+                pseudo = [r for r in chunk if r.kind == "pseudo"]
+                overlap = [r for r in chunk if r.kind == "overlap"]
+                yield collate(pseudo + overlap, self._weights(pseudo, overlap), cfg.max_len)
             return
         order = rng.permutation(len(self.pseudo))
-        for s in range(self.steps_per_epoch):
-            pseudo = [self.pseudo[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
-            overlap = [self.overlap[i]
-                       for i in self.cyclic.batch(epoch * self.steps_per_epoch + s)]
-            weights = ([1.0 / len(pseudo)] * len(pseudo) if pseudo else []) + \
-                [1.0 / len(overlap)] * len(overlap)
-            yield collate(pseudo + overlap, weights, cfg.max_len)
+        for s in range(steps):
+            step = epoch * steps + s
+            if self.pseudo_cyclic is not None:
+                pseudo = [self.pseudo[i] for i in self.pseudo_cyclic.batch(step)]
+            else:
+                pseudo = [self.pseudo[i]
+                          for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+            overlap = [self.overlap[i] for i in self.cyclic.batch(step)]
+            yield collate(pseudo + overlap, self._weights(pseudo, overlap), cfg.max_len)
 
 
 def eval_batches(rows: Sequence[SequenceRow], batch_size: int, max_len: int

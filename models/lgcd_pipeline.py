@@ -35,9 +35,21 @@ from models.lgcd_config import VARIANTS, LGCDConfig
 from models.lgcd_data import SequenceRow, TrainBatches, collate, rows_from_records
 from models.lgcd_training import CandidateEvaluator, LGCDTrainResult, train_lgcd
 
-ARCH = "lgcd-v1"
+ARCH = "lgcd-v2"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(LGCDConfig)}
+
+
+# Where a variant's pseudo-overlap users come from (the asset each one reads; none: only the
+# real overlapping users train). retrieval: the LLM sample's users, grounded on their own
+# source text instead of the LLM's guesses; retrieval_all: every single-domain user so.
+PSEUDO_SOURCES = ("llm", "retrieval", "retrieval_all", "none")
+
+
+def pseudo_asset(source: str) -> str | None:
+    """Name of the pseudo-sequence asset that ``pseudo_source`` reads (None for none)."""
+    return {"llm": "pseudo_sequences", "retrieval": "pseudo_sequences_retrieval",
+            "retrieval_all": "pseudo_sequences_retrieval_all", "none": None}[source]
 
 
 class LGCDDataError(ValueError):
@@ -56,6 +68,7 @@ class VariantSpec:
     preset: str = "full"  # key of models.lgcd_config.VARIANTS
     overrides: dict[str, Any] = field(default_factory=dict)  # LGCDConfig fields
     overlap_ratio: float = 1.0  # share of real overlapping training users kept (Figure 6)
+    pseudo_source: str = "llm"  # pseudo users: llm | retrieval | retrieval_all | none
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -66,6 +79,9 @@ class VariantSpec:
         unknown = set(self.overrides) - _MODEL_FIELDS
         if unknown:
             raise ValueError(f"variant {self.name!r}: unknown fields {sorted(unknown)}")
+        if self.pseudo_source not in PSEUDO_SOURCES:
+            raise ValueError(f"variant {self.name!r}: pseudo_source={self.pseudo_source!r}; "
+                             f"allowed {list(PSEUDO_SOURCES)}")
         if not 0.0 < self.overlap_ratio <= 1.0:
             raise ValueError(f"variant {self.name!r}: overlap_ratio={self.overlap_ratio}; "
                              "allowed (0, 1]")
@@ -77,10 +93,12 @@ class VariantSpec:
             return cls(entry, entry)
         if not isinstance(entry, Mapping) or "name" not in entry:
             raise ValueError(f"variant {entry!r} must be a preset name or a mapping with 'name'")
-        rest = {k: v for k, v in entry.items() if k not in ("name", "preset", "overlap_ratio")}
+        data = ("name", "preset", "overlap_ratio", "pseudo_source")
+        rest = {k: v for k, v in entry.items() if k not in data}
         name = entry["name"]
         preset = entry.get("preset", name if name in VARIANTS else "full")
-        return cls(name, preset, rest, float(entry.get("overlap_ratio", 1.0)))
+        return cls(name, preset, rest, float(entry.get("overlap_ratio", 1.0)),
+                   str(entry.get("pseudo_source", "llm")))
 
 
 @dataclass(frozen=True)
@@ -152,10 +170,12 @@ def _keep_top_pseudo(rec: dict, n_k: int) -> dict:
             "is_pseudo": [p for _, _, p in parts]}
 
 
-def training_rows(sequences: pl.DataFrame, pseudo: pl.DataFrame, n_k: int,
+def training_rows(sequences: pl.DataFrame, pseudo: pl.DataFrame | None, n_k: int,
                   overlap_ratio: float = 1.0, seed: int = 0
                   ) -> tuple[list[SequenceRow], list[tuple[str, str]]]:
     """Real overlapping training users (a seeded ``overlap_ratio`` share) plus pseudo users.
+
+    ``pseudo`` None (``pseudo_source: none``): real overlapping users only.
 
     Returns the rows and the (user, reason) of records that cannot train (e.g. no real
     source item); the caller reports them instead of failing on a handful of users.
@@ -168,8 +188,10 @@ def training_rows(sequences: pl.DataFrame, pseudo: pl.DataFrame, n_k: int,
         overlap = overlap[picked]
     skipped: list[tuple[str, str]] = []
     rows = rows_from_records(overlap.iter_rows(named=True), skipped)
-    pseudo_recs = (_keep_top_pseudo(r, n_k) for r in pseudo.sort("user").iter_rows(named=True))
-    rows += rows_from_records(pseudo_recs, skipped)
+    if pseudo is not None:
+        pseudo_recs = (_keep_top_pseudo(r, n_k)
+                       for r in pseudo.sort("user").iter_rows(named=True))
+        rows += rows_from_records(pseudo_recs, skipped)
     return rows, skipped
 
 
@@ -182,6 +204,28 @@ def validation_rows(sequences: pl.DataFrame, max_users: int | None = None, seed:
         valid = valid[picked]
     skipped: list[tuple[str, str]] = []
     return rows_from_records(valid.iter_rows(named=True), skipped), skipped
+
+
+def target_counts(rows: Sequence[SequenceRow], n_items: Mapping[str, int]
+                  ) -> dict[str, torch.Tensor]:
+    """Per direction, how often each target item is a real target-domain interaction (N_tgt,).
+
+    Real overlap users' target histories and targets count; pseudo rows only where a
+    direction has no real overlap user, since their items are LLM guesses.
+    """
+    out = {}
+    for direction in {r.direction for r in rows}:
+        tgt = direction[1]
+        mine = [r for r in rows if r.direction == direction]
+        real = [r for r in mine if r.kind == "overlap"] or mine
+        counts = np.zeros(n_items[tgt], dtype=np.float64)
+        for r in real:
+            counts[r.target_item] += 1
+            for i, d, p in zip(r.items, r.domains, r.is_pseudo, strict=True):
+                if d == tgt and not p:
+                    counts[i] += 1
+        out[direction] = torch.from_numpy(counts).float()
+    return out
 
 
 # ---------------------------------------------------------------- device and fitting
@@ -284,8 +328,11 @@ def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequenc
                             "pseudo-overlap sequences")
     if not valid:
         raise LGCDDataError("no validation rows: the valid split is empty")
-    model = build_model(cfg, encoders).to(device)
+    model = build_model(cfg, encoders)
     n_items = {dom: int(enc.item_table().shape[0]) for dom, enc in encoders.items()}
+    for direction, counts in target_counts(train, n_items).items():
+        model.init_item_bias(direction, counts)
+    model = model.to(device)
     evaluate = _TimedEvaluator(CandidateEvaluator(valid, n_items, valid_negatives, k=10,
                                                   seed=cfg.seed, max_len=cfg.max_len))
     batches = TrainBatches(train, cfg)
@@ -323,6 +370,7 @@ def checkpoint_parts(model: LGCD, fit_result: FitResult, spec: VariantSpec,
     history = [{k: v for k, v in h.items() if k != "seconds"} for h in res.history]
     extra = {"arch": ARCH, "variant": spec.name, "preset": spec.preset,
              "overrides": dict(spec.overrides), "overlap_ratio": spec.overlap_ratio,
+             "pseudo_source": spec.pseudo_source,
              "encoder_versions": dict(encoder_versions), "history": history,
              "best_epoch": res.best_epoch, "best_ndcg10": res.best_metric, "steps": res.steps,
              "stopped_early": res.stopped_early, "rows": dict(rows)}
@@ -373,13 +421,18 @@ def score_rows(model: LGCD, rows: Sequence[SequenceRow], candidates: np.ndarray 
 
 def history_markdown(history: Sequence[Mapping[str, float]], best_epoch: int) -> str:
     """Per-epoch losses and validation HR@10 / NDCG@10 (overall and per direction)."""
-    lines = ["| epoch | loss | L_diff | L_guess | L_align | L_rec | HR@10 | NDCG@10 "
-             "| NDCG@10 A→B | NDCG@10 B→A | s |", "|" + "---:|" * 11]
+    keys = ["loss_total", "loss_diff", "loss_guess", "loss_align", "loss_rec", "hr@10",
+            "ndcg@10", "ndcg@10/AB", "ndcg@10/BA"]
+    heads = ["loss", "L_diff", "L_guess", "L_align", "L_rec", "HR@10", "NDCG@10", "NDCG@10 A→B",
+             "NDCG@10 B→A"]
+    for term in ("diff", "guess", "align", "rec"):  # gradient norms, where they were logged
+        if any(f"gradnorm_{term}" in h for h in history):
+            keys.append(f"gradnorm_{term}")
+            heads.append(f"‖∇L_{term}‖")
+    lines = ["| epoch | " + " | ".join(heads) + " | s |", "|" + "---:|" * (len(heads) + 2)]
     for h in history:
         best = " **best**" if h["epoch"] == best_epoch else ""
-        cells = [h.get(k, float("nan")) for k in ("loss_total", "loss_diff", "loss_guess",
-                                                   "loss_align", "loss_rec", "hr@10", "ndcg@10",
-                                                   "ndcg@10/AB", "ndcg@10/BA")]
+        cells = [h.get(k, float("nan")) for k in keys]
         lines.append(f"| {h['epoch']}{best} | " + " | ".join(f"{c:.4f}" for c in cells)
                      + f" | {h.get('seconds', 0.0):.1f} |")
     return "\n".join(lines)

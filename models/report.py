@@ -217,6 +217,34 @@ def table3_models(variants: Sequence) -> list[str]:
             and (v.name == "full" or set(v.overrides) <= TRAINING_BUDGET)]
 
 
+def pseudo_source_models(variants: Sequence) -> list[str]:
+    """``lgcd`` and the configured variants that differ from it only by ``pseudo_source``."""
+    out = [model_name(v.name) for v in variants
+           if v.name == "full" or (v.preset == "full" and v.pseudo_source != "llm"
+                                   and set(v.overrides) <= TRAINING_BUDGET)]
+    return out if len(out) > 1 else []
+
+
+def pseudo_sources_markdown(summary: pl.DataFrame, models: Sequence[str],
+                            sources: dict[str, str], domain_names: dict[str, str],
+                            with_paper: bool, split: str = "test",
+                            protocol: str | None = None) -> str:
+    """What the LLM adds: LGCD with each pseudo source, Table 1's columns, the paper's LGCD.
+
+    ``sources`` maps a model to its pseudo source (llm, retrieval, retrieval_all, none).
+    """
+    columns = [(d, m) for d in ("A", "B") for m in TABLE1_METRICS]
+    table = _markdown_table(summary, models, columns, domain_names, split, protocol)
+    lines = table.splitlines()
+    for model in models:
+        row = next(j for j, line in enumerate(lines) if line.startswith(f"| {model} |"))
+        lines[row] = lines[row].replace(f"| {model} |", f"| {model} ({sources[model]}) |", 1)
+    if with_paper:
+        lines.append("| *paper: LGCD (llm)* | " + " | ".join(
+            f"*{v:.4f}*" for v in TABLE1_FOOD_KITCHEN["LGCD"]) + " |")
+    return "\n".join(lines)
+
+
 def paper_comparison(summary: pl.DataFrame, split: str = "test",
                      protocol: str = "all") -> pl.DataFrame:
     """Ours (mean over seeds) beside the paper's Food-Kitchen numbers, for models in both.

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from models.device import autocast_dtype
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PROBE = "probe."  # key prefix that keeps a probe's values apart from the loss sums
 
 
 class TrainingDivergedError(RuntimeError):
@@ -152,11 +153,14 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
                fingerprint: Mapping[str, Any] | None = None,
                on_eval: Callable[[dict[str, float]], None] | None = None,
                on_progress: Callable[[str], None] | None = None,
-               device: torch.device | None = None) -> LoopResult:
+               device: torch.device | None = None,
+               probe: Callable[[Any], Mapping[str, float]] | None = None) -> LoopResult:
     """Train ``model`` with early stopping; the model ends holding the best weights (eval mode).
 
     ``fingerprint`` identifies the run's configuration in ``last.pt``: a checkpoint written
-    under another one is refused rather than silently mixed.
+    under another one is refused rather than silently mixed. ``probe(batch)`` (e.g. the
+    gradient norm of each loss term) runs on the first batch after each validation, before
+    its step, and its values join the next history row; it must not change the RNG streams.
     """
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(cfg.precision, device)
@@ -186,6 +190,7 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             result.stopped_early = stale >= cfg.patience
         clock = _Clock(name, cfg.progress_every_s, cfg.epochs * steps_per_epoch, on_progress)
         sums: dict[str, float] = {}
+        probed: dict[str, float] = {}
         n_since = 0
         while not done and epoch < cfg.epochs:
             began = time.perf_counter()
@@ -195,6 +200,8 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
                 next(stream, None)
             in_epoch = offset
             for batch in stream:
+                if probe is not None and n_since == 0:
+                    probed = {PROBE + k: float(v) for k, v in probe(batch).items()}
                 with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
                     terms = _terms(loss_fn(batch))
                 _check_finite(name, terms, result.steps + 1, epoch)
@@ -211,20 +218,21 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
                 clock.tick(result.steps, epoch, float(terms["total"].detach()))
                 if in_epoch % every == 0 and in_epoch < steps_per_epoch:
                     result.train_seconds += time.perf_counter() - began
-                    done, stale = _validate_and_save(model, optimizer, validate, cfg, result, sums,
-                                                     n_since, epoch, in_epoch, stale, last,
-                                                     fingerprint, device, on_eval, began)
-                    sums, n_since, began = {}, 0, time.perf_counter()
+                    done, stale = _validate_and_save(model, optimizer, validate, cfg, result,
+                                                     {**sums, **probed}, n_since, epoch,
+                                                     in_epoch, stale, last, fingerprint, device,
+                                                     on_eval, began)
+                    sums, probed, n_since, began = {}, {}, 0, time.perf_counter()
                     if done:
                         break
             if done:
                 break
             result.train_seconds += time.perf_counter() - began
             epoch, offset = epoch + 1, 0
-            done, stale = _validate_and_save(model, optimizer, validate, cfg, result, sums,
-                                             n_since, epoch, 0, stale, last, fingerprint,
-                                             device, on_eval, began)
-            sums, n_since = {}, 0
+            done, stale = _validate_and_save(model, optimizer, validate, cfg, result,
+                                             {**sums, **probed}, n_since, epoch, 0, stale,
+                                             last, fingerprint, device, on_eval, began)
+            sums, probed, n_since = {}, {}, 0
     model.load_state_dict(result.state_dict)
     model.eval()
     return result
@@ -239,8 +247,10 @@ def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
                        segment_start: float) -> tuple[bool, int]:
     """One validation: history row, best weights, patience, ``last.pt``. Returns (done, stale).
 
-    ``epoch`` counts finished epochs; ``in_epoch`` the steps already taken in the next one
-    (0 at an epoch's end), so a resume continues exactly after this point.
+    ``sums`` holds loss sums over the segment's ``n_steps`` (averaged into ``loss_*``) and
+    the probe's values (keys ``probe.*``, kept as they are). ``epoch`` counts finished
+    epochs; ``in_epoch`` the steps already taken in the next one (0 at an epoch's end), so a
+    resume continues exactly after this point.
     """
     began = time.perf_counter()
     model.eval()
@@ -254,7 +264,9 @@ def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
     at = epoch if in_epoch == 0 else round(epoch + in_epoch / spe, 4)
     # seconds: training since the previous validation plus this validation
     row = {"epoch": at, "step": result.steps, "seconds": time.perf_counter() - segment_start,
-           **{f"loss_{k}": v / max(1, n_steps) for k, v in sums.items()}, **metrics}
+           **{f"loss_{k}": v / max(1, n_steps) for k, v in sums.items()
+              if not k.startswith(PROBE)},
+           **{k[len(PROBE):]: v for k, v in sums.items() if k.startswith(PROBE)}, **metrics}
     if "loss_total" in row:
         row["loss"] = row["loss_total"]
     result.history.append(row)

@@ -95,3 +95,33 @@ def test_every_configured_variant_materializes(built):
     assert latest(instance, "lgcd_model_overlap_50").metadata["train_overlap_rows"].value == \
         max(1, round(latest(instance, "lgcd_model").metadata["train_overlap_rows"].value * 0.5))
     assert not list((root / CACHE_DIR[0] / CACHE_DIR[1]).iterdir())  # resume points cleaned up
+
+
+@pytest.mark.slow
+def test_each_pseudo_source_trains_on_its_own_pseudo_users(built):
+    """llm, retrieval (the LLM's users, their own text) and retrieval_all (every single-domain
+    user) are three pseudo-sequence versions; none trains on real overlap users only."""
+    instance, root, cfg = built
+    specs = [VariantSpec(f"pseudo_{s}", pseudo_source=s)
+             for s in ("retrieval", "retrieval_all", "none")]
+    more = dataclasses.replace(cfg, lgcd=dataclasses.replace(
+        cfg.lgcd, variants=(VariantSpec("full"), *specs)))
+    names = [asset_name(s.name) for s in specs]
+    keys = ["pseudo_sequences_retrieval", "pseudo_sequences_retrieval_all"]
+    assert materialize(more, root, instance, dg.AssetSelection.assets(*names, *keys)).success
+    versions = {k: latest(instance, k).metadata["version"].value
+                for k in ("pseudo_sequences", *keys)}
+    assert len(set(versions.values())) == 3, versions
+    llm, sample, every = (load(instance, k) for k in ("pseudo_sequences", *keys))
+    assert set(sample["user"]) == set(llm["user"])  # the same users as the LLM sample
+    singles = load(instance, "sequences").filter(
+        (pl.col("split") == "train") & (pl.col("kind") == "single"))
+    assert every.height == singles.height > sample.height
+    assert sample["fallback"].all() and every["pseudo_items"].list.len().min() >= 1
+    rows = {s.pseudo_source: latest(instance, asset_name(s.name)).metadata for s in specs}
+    overlap = latest(instance, "lgcd_model").metadata["train_overlap_rows"].value
+    assert rows["none"]["train_pseudo_rows"].value == 0
+    assert rows["none"]["train_overlap_rows"].value == overlap
+    assert rows["retrieval"]["train_pseudo_rows"].value == sample.height
+    assert rows["retrieval_all"]["train_pseudo_rows"].value == every.height
+    assert load(instance, asset_name("pseudo_none")).extra["pseudo_source"] == "none"

@@ -47,7 +47,7 @@ def _pseudo_and_overlap(pseudo_item: int, real_item: int):
 @pytest.mark.parametrize("kind", ["fake", "real"])
 def test_pseudo_items_are_masked_from_the_id_encoder(kind):
     encoders = fake_encoders({"A": 30, "B": 30}, d=D) if kind == "fake" else real_encoders()
-    model = LGCD(LGCDConfig(**SMALL), encoders).eval()
+    model = LGCD(LGCDConfig(**SMALL, cross_id=True), encoders).eval()
     with torch.no_grad():  # make the cross-domain ID map live, so a leak would show
         model.paths["AB"].cross_id.weight.normal_()
         h_id = {}
@@ -58,6 +58,15 @@ def test_pseudo_items_are_masked_from_the_id_encoder(kind):
     torch.testing.assert_close(h_id[8][0], h_id[20][0], rtol=0, atol=0)
     # real overlap user (row 1): its real target-domain item does reach h_ID
     assert not torch.allclose(h_id[8][1], h_id[20][1])
+
+
+def test_default_condition_reads_source_items_only_as_at_test_time():
+    """cross_id off: an overlap row's real target-domain IDs do not reach h_cond."""
+    model = LGCD(LGCDConfig(**SMALL), fake_encoders({"A": 30, "B": 30}, d=D)).eval()
+    assert not hasattr(model.paths["AB"], "cross_id")
+    with torch.no_grad():
+        conds = [model.condition("AB", _pseudo_and_overlap(8, item))[0] for item in (8, 20)]
+    torch.testing.assert_close(conds[0], conds[1], rtol=0, atol=0)
 
 
 def test_pseudo_items_text_forms_the_target_feature():
@@ -184,13 +193,14 @@ def test_full_model_beats_without_diffusion_on_planted_problem(planted):
 
     With frozen, pre-trained-like encoders the full model learns the map from the pseudo
     and overlap users' target features (guesser + diffusion + MoE), while w/o Diffusion
-    must learn it through the condition fusion and L_rec alone. Same seed, same 50 steps.
+    must learn it through the condition fusion and L_rec alone. Same seed, same 50 steps
+    (an epoch is a pass over the 24 overlap users: 2 steps).
     """
     train, evals, text, n_items = planted
     results = {}
     for name in ("full", "wo_diffusion"):
         cfg = LGCDConfig.variant(name, **{**SMALL, "batch_size": 64, "overlap_batch_size": 16},
-                                 epochs=10, patience=10)
+                                 epochs=25, patience=25)
         torch.manual_seed(0)
         model = LGCD(cfg, pretrained_fake_encoders(text))
         evaluate = CandidateEvaluator(evals, n_items, n_negatives=999, k=10, seed=0)
@@ -200,3 +210,69 @@ def test_full_model_beats_without_diffusion_on_planted_problem(planted):
     best = {k: max(h["ndcg@10"] for h in r.history) for k, r in results.items()}
     assert best["full"] > best["wo_diffusion"] + 0.1, best
     assert max(h["hr@10"] for h in full.history) > 0.8
+
+
+def _reached(model: LGCD, term: torch.Tensor) -> set[str]:
+    """Parameter groups (path part, e.g. "AB.guesser") that ``term``'s gradient reaches."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    grads = torch.autograd.grad(term, [p for _, p in named], retain_graph=True, allow_unused=True)
+    return {".".join(n.split(".")[1:3]) for (n, _), g in zip(named, grads, strict=True)
+            if g is not None and g.abs().sum() > 0}
+
+
+@pytest.mark.parametrize("train_start", ["guesser", "x0_hat"])
+def test_each_loss_term_reaches_its_own_parameters_only(train_start):
+    """diff trains the denoiser (and the condition it reads), guess the guesser, align the
+    reverse path, rec everything on the path; nothing reaches the other direction. With
+    train_start="guesser" L_rec flows through g -> reverse -> fusion as at inference."""
+    torch.manual_seed(0)
+    model = LGCD(LGCDConfig(**SMALL, train_start=train_start),
+                 fake_encoders({"A": 30, "B": 30}, d=D))
+    with torch.no_grad():  # a live fusion head, so a path through it would show
+        for p in model.paths["AB"].parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    _, losses = model(LGCDBatch({"AB": _pseudo_and_overlap(8, 9)}))
+    cond, guess, denoise = "AB.cond_fusion", "AB.guesser", "AB.diffusion"
+    fusion, bias = "AB.fusion", "AB.item_bias"
+    expected = {
+        "diff": {cond, denoise},
+        "guess": {cond, guess},
+        "align": {cond, denoise} | ({guess} if train_start == "guesser" else set()),
+        "rec": {cond, denoise, fusion, bias} | ({guess} if train_start == "guesser" else set()),
+    }
+    for name, want in expected.items():
+        assert _reached(model, losses[name]) == want, name
+
+
+def test_a_zero_weight_on_every_active_loss_is_a_config_error():
+    with pytest.raises(ValueError, match="w_diff, w_guess, w_align, w_rec"):
+        LGCDConfig(w_diff=0, w_guess=0, w_align=0, w_rec=0)
+    with pytest.raises(ValueError, match="w_rec"):  # w/o Diffusion computes L_rec only
+        LGCDConfig.variant("wo_diffusion", w_rec=0)
+    LGCDConfig(w_diff=0, w_guess=0, w_align=0)  # L_rec alone still trains
+
+
+def _inference_rec(model: LGCD, rows) -> float:
+    """Mean L_rec of ``rows`` as a test user is scored: guesser -> reverse -> fusion."""
+    model.eval()
+    gen, losses = torch.Generator().manual_seed(0), []
+    with torch.no_grad():
+        for direction, b in collate(rows).paths.items():
+            logits = model.logits(direction, model.user_representation(direction, b, gen))
+            losses.append(torch.nn.functional.cross_entropy(logits, b.target, reduction="sum"))
+    return float(sum(losses)) / len(rows)
+
+
+def test_rec_loss_falls_through_the_inference_path(planted):
+    train, evals, text, n_items = planted
+    cfg = LGCDConfig(**{**SMALL, "batch_size": 64, "overlap_batch_size": 16}, epochs=10,
+                     patience=10)
+    torch.manual_seed(0)
+    model = LGCD(cfg, pretrained_fake_encoders(text))
+    overlap = [r for r in train if r.kind == "overlap"]
+    before = {"train": _inference_rec(model, overlap), "eval": _inference_rec(model, evals)}
+    train_lgcd(model, TrainBatches(train, cfg),
+               CandidateEvaluator(evals, n_items, n_negatives=999, k=10, seed=0))
+    after = {"train": _inference_rec(model, overlap), "eval": _inference_rec(model, evals)}
+    assert after["train"] < 0.8 * before["train"], (before, after)
+    assert after["eval"] < 0.8 * before["eval"], (before, after)

@@ -115,23 +115,42 @@ def _signature(b, i):
     return (int(b.target[i]), tuple(b.src_items[i][b.src_mask[i]].tolist()))
 
 
-def test_every_training_step_contains_real_overlap(train_rows):
-    cfg = LGCDConfig(batch_size=16, overlap_batch_size=4)
+@pytest.mark.parametrize("unit, pseudo_weight, steps, w_pseudo", [
+    ("pseudo", 0.5, 7, 0.5),  # the paper's reading: ceil(100 pseudo / 16), equal streams
+    ("overlap", None, 3, 100 / 110),  # default: ceil(10 overlap / 4), the pseudo row share
+])
+def test_every_training_step_contains_real_overlap(train_rows, unit, pseudo_weight, steps,
+                                                   w_pseudo):
+    cfg = LGCDConfig(batch_size=16, overlap_batch_size=4, epoch_unit=unit,
+                     pseudo_weight=pseudo_weight)
     batches = TrainBatches(train_rows, cfg)
-    assert batches.steps_per_epoch == 7  # ceil(100 pseudo / 16)
+    assert batches.steps_per_epoch == steps
     overlap_users = {_signature(collate([r]).paths[r.direction], 0)
                      for r in train_rows if r.kind == "overlap"}
-    seen, steps = set(), 0
+    seen, n_steps, pseudo_seen = set(), 0, set()
     for epoch in range(2):
         for batch in batches.epoch(epoch):
-            steps += 1
+            n_steps += 1
             assert batch.n_overlap == 4  # every single step holds real overlap
             n_pseudo = sum(int(b.is_pseudo.sum()) for b in batch.paths.values())
+            assert n_pseudo == 16 or (unit == "pseudo" and n_pseudo == 100 % 16)
+            total = sum(float(b.weight.sum()) for b in batch.paths.values())
+            assert total == pytest.approx(1.0)
             for b in batch.paths.values():
-                assert b.weight[b.is_overlap].tolist() == [0.25] * int(b.is_overlap.sum())
-                assert b.weight[b.is_pseudo].tolist() == [1 / n_pseudo] * int(b.is_pseudo.sum())
+                assert b.weight[b.is_overlap].tolist() == pytest.approx(
+                    [(1 - w_pseudo) / 4] * int(b.is_overlap.sum()))
+                assert b.weight[b.is_pseudo].tolist() == pytest.approx(
+                    [w_pseudo / n_pseudo] * int(b.is_pseudo.sum()))
                 seen.update(_signature(b, i) for i in range(len(b)) if b.is_overlap[i])
-    assert steps == 14 and seen == overlap_users  # the iterator cycles through all of them
+                pseudo_seen.update(_signature(b, i) for i in range(len(b)) if b.is_pseudo[i])
+    assert n_steps == 2 * steps and seen == overlap_users  # cycles through all of them
+    assert len(pseudo_seen) >= min(100, 2 * steps * 16) * 0.9  # pseudo rows cycle too
+
+
+def test_pseudo_weight_out_of_range_is_a_config_error():
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="pseudo_weight"):
+            LGCDConfig(pseudo_weight=bad)
 
 
 def test_without_cyclic_overlap_rows_appear_once_per_epoch(train_rows):

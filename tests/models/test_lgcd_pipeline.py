@@ -74,7 +74,8 @@ def test_variants_layer_base_preset_and_overrides():
     stage = LGCDStageConfig.from_mapping(
         {"epochs": 7, "variants": ["full", "wo_moe", {"name": "experts_4", "n_experts": 4},
                                    {"name": "cfg_w2", "preset": "cond_cfg", "cfg_weight": 2.0},
-                                   {"name": "overlap_20", "overlap_ratio": 0.2}]},
+                                   {"name": "overlap_20", "overlap_ratio": 0.2},
+                                   {"name": "pseudo_none", "pseudo_source": "none"}]},
         {"d": 16, "max_len": 20, "n_k": 5})
     cfgs = {v.name: stage.variant_config(v) for v in stage.variants}
     assert all(c.epochs == 7 and c.d == 16 and c.max_len == 20 and c.n_k == 5
@@ -82,7 +83,9 @@ def test_variants_layer_base_preset_and_overrides():
     assert cfgs["full"] == stage.model and cfgs["wo_moe"].fusion == "linear"
     assert cfgs["experts_4"].n_experts == 4 and cfgs["experts_4"].fusion == "moe"
     assert cfgs["cfg_w2"].conditioning == "cfg" and cfgs["cfg_w2"].cfg_weight == 2.0
-    assert stage.variants[-1].overlap_ratio == 0.2 and cfgs["overlap_20"] == stage.model
+    assert stage.variants[-2].overlap_ratio == 0.2 and cfgs["overlap_20"] == stage.model
+    assert stage.variants[-1].pseudo_source == "none" and cfgs["pseudo_none"] == stage.model
+    assert stage.variants[0].pseudo_source == "llm"
 
 
 @pytest.mark.parametrize(("raw", "match"), [

@@ -16,6 +16,8 @@ from models.report import (
     paper_comparison,
     paper_comparison_markdown,
     protocol_heading,
+    pseudo_source_models,
+    pseudo_sources_markdown,
     significance,
     summarize,
     sweep_markdown,
@@ -194,3 +196,26 @@ def test_table3_rows_are_ablation_presets_whose_overrides_are_only_a_training_bu
                 VariantSpec("wo_diffusion_t50", "wo_diffusion", {"T": 50}),
                 VariantSpec("cond_linear", "cond_linear"))
     assert table3_models(variants) == ["lgcd", "lgcd_wo_moe", "lgcd_wo_overlap_cyclic"]
+
+
+def test_pseudo_source_table_lists_lgcd_by_source_beside_the_paper():
+    variants = (VariantSpec("full"), VariantSpec("wo_moe", "wo_moe"),
+                VariantSpec("pseudo_retrieval", pseudo_source="retrieval"),
+                VariantSpec("pseudo_none", pseudo_source="none", overrides={"epochs": 5}),
+                VariantSpec("pseudo_none_t50", pseudo_source="none", overrides={"T": 50}))
+    models = pseudo_source_models(variants)
+    assert models == ["lgcd", "lgcd_pseudo_retrieval", "lgcd_pseudo_none"]
+    assert pseudo_source_models((VariantSpec("full"), VariantSpec("wo_moe", "wo_moe"))) == []
+    ranks = ranks_table()
+    ranks = pl.concat([ranks, ranks.filter(pl.col("model") == "sasrec")
+                       .with_columns(model=pl.lit("lgcd_pseudo_none"))])
+    sources = {"lgcd": "llm", "lgcd_pseudo_none": "none"}
+    md = pseudo_sources_markdown(summarize(ranks), ["lgcd", "lgcd_pseudo_none"], sources, NAMES,
+                                 with_paper=True).splitlines()
+    assert md[0].startswith("| model | Food HR@5 | Food HR@10 | Food NDCG@5 | Food NDCG@10 |")
+    assert md[2].startswith("| lgcd (llm) | **1.0000 ± 0.0000** |")
+    assert md[3].startswith("| lgcd_pseudo_none (none) |")
+    assert md[4] == ("| *paper: LGCD (llm)* | *0.2800* | *0.4000* | *0.1805* | *0.2190* | "
+                     "*0.3093* | *0.3893* | *0.2140* | *0.2397* |")
+    with pytest.raises(ValueError, match="pseudo_source"):
+        VariantSpec("x", pseudo_source="gpt")
