@@ -241,10 +241,13 @@ class CyclicSampler:
 class TrainBatches:
     """Per-epoch training batches (section 3.5, "cyclic overlapping sampling").
 
-    overlap_cyclic: each step = up to batch_size pseudo users + overlap_batch_size real
-    overlap users, both streams cyclic. ``epoch_unit="overlap"`` makes an epoch one pass
-    over the real overlap users (the examples the model is tested like); "pseudo" is the
-    old reading, one pass over the pseudo users, which with 128 LLM users was one step.
+    overlap_cyclic: each step = pseudo users + overlap_batch_size real overlap users, both
+    streams cyclic. ``epoch_unit="overlap"`` makes an epoch one pass over the real overlap
+    users (the examples the model is tested like) and, alongside, over the pseudo users,
+    at most batch_size of them per step (128 LLM users beside 7,501 real ones: 2 a step;
+    41k retrieval users: 128 a step, so an epoch sees a third of them). "pseudo" is the
+    paper's reading: batch_size pseudo users a step, one pass over them per epoch, which
+    with 128 LLM users was one step.
     The pseudo stream carries ``pseudo_weight`` of the loss and the overlap stream the rest;
     by default that share is the pseudo rows' share of all rows, so 128 pseudo users beside
     7,501 real ones weigh 1.7%, not half (0.5 is the paper's equal-stream reading).
@@ -268,9 +271,10 @@ class TrainBatches:
         self.cyclic = self.pseudo_cyclic = None
         if cfg.overlap_cyclic and self.overlap:
             self.cyclic = CyclicSampler(len(self.overlap), cfg.overlap_batch_size, cfg.seed)
-            if self.pseudo and cfg.epoch_unit == "overlap":
+            if self.pseudo and cfg.epoch_unit == "overlap":  # one pass over both, if it fits
+                per_step = -(-len(self.pseudo) // self.steps_per_epoch)
                 self.pseudo_cyclic = CyclicSampler(
-                    len(self.pseudo), min(cfg.batch_size, len(self.pseudo)), cfg.seed, stream=8)
+                    len(self.pseudo), min(cfg.batch_size, per_step), cfg.seed, stream=8)
 
     @property
     def steps_per_epoch(self) -> int:

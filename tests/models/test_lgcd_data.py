@@ -184,3 +184,16 @@ def test_overlap_only_training_still_batches(train_rows):
     batches = TrainBatches(overlap, LGCDConfig(overlap_batch_size=4))
     assert batches.steps_per_epoch == 3
     assert [b.n_overlap for b in batches.epoch(0)] == [4, 4, 4]
+
+
+def test_an_overlap_epoch_also_passes_once_over_the_pseudo_users(train_rows):
+    """10 overlap users in batches of 2: 5 steps, so 20 of the 100 pseudo users a step."""
+    batches = TrainBatches(train_rows, LGCDConfig(batch_size=64, overlap_batch_size=2))
+    assert batches.steps_per_epoch == 5
+    seen = []
+    for batch in batches.epoch(0):
+        for b in batch.paths.values():
+            seen += [_signature(b, i) for i in range(len(b)) if b.is_pseudo[i]]
+    pseudo = [_signature(collate([r]).paths[r.direction], 0)
+              for r in train_rows if r.kind == "pseudo"]
+    assert sorted(seen) == sorted(pseudo)  # each pseudo user once
