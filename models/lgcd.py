@@ -7,31 +7,39 @@ condition for A -> B and the target feature for B -> A. Each direction owns a
 (eqs 9-19) and its fusion head (eqs 23-24), because the two target spaces differ.
 
 How a per-domain ID encoder reads a mixed sequence. Encoder^A_ID only has
-embedding rows for domain-A items, so it cannot read domain-B indices. For a
-real overlapping user, the full sequence is read by both domains' ID encoders,
-each over its own *real* items, and the target part is added through a
-zero-initialised linear map (so training starts from the pre-trained source
-encoder): h_ID = Enc^src_ID(real source items) + W_x Enc^tgt_ID(real target
-items). The order between the two domains is lost; the order inside each is
-kept. For a pseudo user the pseudo items are target-domain items, so they would
-only reach Enc^tgt_ID: the collator replaces their indices by padding and masks
-them (``PathBatch.tgt_id_items``), hence h_ID comes from real source items only
-(section 3.4.1), exactly as for a test user. Their *text* still forms h_tgt.
+embedding rows for domain-A items, so it cannot read domain-B indices. By default
+(``cross_id=False``) h_ID comes from real source items only, for every row, exactly
+as for a test user (section 3.4.1). With ``cross_id=True`` a real overlapping
+user's target-domain items are also read by Enc^tgt_ID and added through a
+zero-initialised linear map: h_ID = Enc^src_ID(real source items) + W_x
+Enc^tgt_ID(real target items); no test row has such items, so that is a
+train/test gap. Pseudo items never reach an ID encoder: the collator replaces
+their indices by padding and masks them (``PathBatch.tgt_id_items``). Their
+*text* still forms h_tgt.
 
 Trainable parts. By default the pre-trained encoders are frozen (and kept in
 eval mode): h_tgt, the item tables and the encoders' features are fixed, and
 LGCD trains the condition fusion f_fusion of eq 8, the guessers, the diffusion
-models and the fusion heads. ``finetune_encoders=True`` trains everything.
+models, the fusion heads and the item biases. ``finetune_encoders=True`` trains
+everything.
 
-Training-time choices the paper leaves open, taken here: during training
-h_init = x_hat_0 for rows that have a target history and the guesser's output
-for the others; rows excluded from diffusion training by an ablation get no
-L_diff/L_align, start from the guesser and send no gradient into the denoiser;
-h_tgt is detached (``detach_target``); L_align treats h_cond as a fixed anchor;
-"w/o Diffusion" scores with h_cond directly ("directly employs conditional
-signals for prediction"). Squared norms are summed over d, as written in eqs
-17, 20 and 21 (``sq_reduce="mean"`` averages them instead, which keeps them on
-the scale of L_rec when d is large).
+Deviations from the paper, each a config field (README "The training path"):
+* ``train_start="guesser"``: in training the reverse process starts from
+  g(h_cond), as at inference (eq 22), so L_rec trains the guesser -> reverse ->
+  fusion path a test user is scored through; the paper's training start is not
+  stated, and ``"x0_hat"`` starts diffused rows from x_hat_0 of the true h_tgt.
+* ``item_bias``: eq 25 scores h_final · E_fusion; a per-item bias b_i is added,
+  started at log-popularity, because the frozen item table carries no prior.
+* ``pseudo_weight`` and ``epoch_unit`` (lgcd_data.TrainBatches): the pseudo
+  stream's share of the loss is its share of the rows, not half, and an epoch is
+  a pass over the real overlapping users.
+Choices the paper leaves open: rows excluded from diffusion training by an
+ablation get no L_diff/L_align and send no gradient into the denoiser; h_tgt is
+detached (``detach_target``); L_align treats h_cond as a fixed anchor; "w/o
+Diffusion" scores with h_cond directly ("directly employs conditional signals for
+prediction"). Squared norms are summed over d, as written in eqs 17, 20 and 21
+(``sq_reduce="mean"`` averages them instead, which keeps them on the scale of
+L_rec when d is large).
 
 Per-row losses are combined with the row weights of the batch (see
 lgcd_data.TrainBatches): real overlap users carry L_diff + L_guess + L_rec
