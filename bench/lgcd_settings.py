@@ -1,0 +1,115 @@
+"""Which LGCD training settings learn: validation NDCG@10 of each against the paper's reading.
+
+Every choice of the training path (what an epoch is, where the reverse process starts,
+what the condition reads, the loss balance, the item bias, the pseudo stream's weight)
+is an ``LGCDConfig`` field whose default must be justified by a validation measurement.
+This script makes that measurement on the stored artifacts of a dataset: the latest
+``sequences``, pseudo sequences and both encoders under the dataset's storage root, so
+it needs one pipeline run first. Each setting is a named set of field overrides on top
+of the dataset's ``lgcd:`` section; the figure is its best validation NDCG@10, the
+baseline the ``paper`` setting's, trained in the same run on the same rows.
+
+    LGCD_DATASET=food_kitchen_llmcdsr .venv/bin/python -m bench.lgcd_settings \\
+        --settings paper,default,x0_hat [--epochs 20] [--patience 4] [--threads 2]
+
+Run it on an idle machine: each setting is a whole LGCD training (minutes on Food-Kitchen).
+"""
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from bench.harness import report
+from models.lgcd_pipeline import fit, torch_threads, training_rows, validation_rows
+from models.sequence_encoder import DomainEncoder
+from pipeline import settings, storage
+from pipeline.config import load_dataset_config
+
+# The paper's reading as this project first implemented it: an epoch is one pass over the
+# pseudo users, both streams weigh the same, training rows start the reverse process from
+# x_hat_0 of the true h_tgt and overlap rows read their target IDs, squared norms summed.
+PAPER = {"epoch_unit": "pseudo", "pseudo_weight": 0.5, "train_start": "x0_hat",
+         "cross_id": True, "item_bias": False, "sq_reduce": "sum", "finetune_encoders": False}
+SETTINGS: dict[str, dict] = {
+    "paper": PAPER,
+    "default": {},
+    # one choice of the default path at a time, set back to the paper's reading
+    "x0_hat": {"train_start": "x0_hat"},
+    "cross_id": {"cross_id": True},
+    "no_item_bias": {"item_bias": False},
+    "pseudo_half": {"pseudo_weight": 0.5},
+    "pseudo_epochs": {"epoch_unit": "pseudo"},
+    "sq_sum": {"sq_reduce": "sum"},
+    # loss balance and trainable parts
+    "aux_0.1": {"w_diff": 0.1, "w_guess": 0.1, "w_align": 0.1},
+    "finetune": {"finetune_encoders": True},
+    "finetune_aux_0.1": {"finetune_encoders": True, "w_diff": 0.1, "w_guess": 0.1,
+                         "w_align": 0.1},
+    "lr_3e-4": {"lr": 3e-4},
+    "finetune_lr_1e-4": {"finetune_encoders": True, "lr": 1e-4},
+    "wo_diffusion": {"use_diffusion": False},
+    "wo_diffusion_finetune": {"use_diffusion": False, "finetune_encoders": True},
+}
+
+
+def latest(root: Path, name: str):
+    version = storage.latest_version(root, [name])
+    if version is None:
+        raise SystemExit(f"no stored version of {name} under {root}; materialize the dataset "
+                         "first (python -m pipeline.cli demo)")
+    return storage.read(storage.asset_dir(root, [name]) / version)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="paper,default",
+                        help=f"comma-separated names of {sorted(SETTINGS)}")
+    parser.add_argument("--epochs", type=int, default=None, help="override lgcd.epochs")
+    parser.add_argument("--patience", type=int, default=None, help="override lgcd.patience")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--pseudo", default="pseudo_sequences", help="pseudo-sequence asset")
+    args = parser.parse_args()
+    names = args.settings.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        raise SystemExit(f"unknown settings {unknown}; allowed {sorted(SETTINGS)}")
+    cfg = load_dataset_config(settings.dataset_config_path())
+    root = Path(settings.storage_root_default())
+    sequences, pseudo = latest(root, "sequences"), latest(root, args.pseudo)
+    ckpts = {d: latest(root, f"sequence_encoder_{d.lower()}") for d in ("A", "B")}
+    stage = cfg.lgcd
+    budget = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience)) if v}
+    base = dataclasses.replace(stage.model, **budget)
+    valid, _ = validation_rows(sequences, stage.max_valid_users, base.seed)
+    results: dict[str, tuple[float, float, float, int]] = {}
+    with torch_threads(args.threads) as threads:
+        for name in names:
+            model_cfg = dataclasses.replace(base, **SETTINGS[name])
+            encoders = {d: DomainEncoder.from_checkpoint(c.state_dict, c.config)
+                        for d, c in ckpts.items()}
+            train, _ = training_rows(sequences, pseudo, model_cfg.n_k, 1.0, model_cfg.seed)
+            began = time.perf_counter()
+            _, res = fit(model_cfg, encoders, train, valid, torch.device("cpu"),
+                         valid_negatives=stage.valid_negatives,
+                         on_epoch=lambda h, n=name: print(
+                             f"  {n} epoch {h['epoch']}: loss {h['loss_total']:.4f} "
+                             f"HR@10 {h['hr@10']:.4f} NDCG@10 {h['ndcg@10']:.4f} "
+                             + " ".join(f"{k} {v:.3g}" for k, v in h.items()
+                                        if k.startswith("gradnorm_")), flush=True))
+            best = res.train.history[res.train.best_epoch - 1]
+            results[name] = (best["ndcg@10"], best["hr@10"], time.perf_counter() - began,
+                             res.train.best_epoch)
+    baseline = results.get("paper", next(iter(results.values())))
+    for name, (ndcg, hr, seconds, epoch) in results.items():
+        report(f"lgcd_setting_{name}", ndcg, baseline[0], "val NDCG@10", higher_is_better=True,
+               hr10=round(hr, 4), baseline_hr10=round(baseline[1], 4), best_epoch=epoch,
+               seconds=round(seconds, 1), threads=threads,
+               load_average=round(os.getloadavg()[0], 2), overrides=SETTINGS[name])
+
+
+if __name__ == "__main__":
+    main()
