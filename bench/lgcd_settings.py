@@ -40,7 +40,7 @@ SETTINGS: dict[str, dict] = {
     # one choice of the default path at a time, set back to the paper's reading
     "x0_hat": {"train_start": "x0_hat"},
     "cross_id": {"cross_id": True},
-    "no_item_bias": {"item_bias": False},
+    "item_bias": {"item_bias": True},
     "pseudo_half": {"pseudo_weight": 0.5},
     "pseudo_epochs": {"epoch_unit": "pseudo"},
     "sq_sum": {"sq_reduce": "sum"},

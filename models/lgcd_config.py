@@ -63,7 +63,7 @@ class LGCDConfig:
     epoch_unit: EpochUnit = "overlap"  # an epoch passes over the real overlap users | "pseudo"
     train_start: TrainStart = "guesser"  # h_init in training: g(h_cond) as at test | "x0_hat"
     cross_id: bool = False  # overlap rows' h_ID also reads their real target IDs (W_x)
-    item_bias: bool = True  # learned per-item bias b_i on the target logits (eq 25)
+    item_bias: bool = False  # learned per-item bias b_i on the target logits (eq 25)
     pseudo_weight: float | None = None  # loss share of the pseudo stream; None: its row share
 
     # --- losses (equations 26 and 27)

@@ -226,7 +226,7 @@ def test_each_loss_term_reaches_its_own_parameters_only(train_start):
     reverse path, rec everything on the path; nothing reaches the other direction. With
     train_start="guesser" L_rec flows through g -> reverse -> fusion as at inference."""
     torch.manual_seed(0)
-    model = LGCD(LGCDConfig(**SMALL, train_start=train_start),
+    model = LGCD(LGCDConfig(**SMALL, train_start=train_start, item_bias=True),
                  fake_encoders({"A": 30, "B": 30}, d=D))
     with torch.no_grad():  # a live fusion head, so a path through it would show
         for p in model.paths["AB"].parameters():

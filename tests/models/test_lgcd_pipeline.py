@@ -8,7 +8,9 @@ import polars as pl
 import pytest
 import torch
 
+from models.lgcd import LGCD
 from models.lgcd_config import LGCDConfig
+from models.lgcd_data import row_from_record
 from models.lgcd_pipeline import (
     LGCDDataError,
     LGCDStageConfig,
@@ -20,10 +22,11 @@ from models.lgcd_pipeline import (
     history_markdown,
     lgcd_from_checkpoint,
     score_rows,
+    target_counts,
     training_rows,
     validation_rows,
 )
-from tests.models.lgcd_fakes import planted_problem, pretrained_fake_encoders
+from tests.models.lgcd_fakes import fake_encoders, planted_problem, pretrained_fake_encoders
 
 CFG = LGCDConfig(d=12, T=6, batch_size=32, overlap_batch_size=8, epochs=3, patience=3, seed=3,
                  n_k=4)
@@ -212,3 +215,20 @@ def test_a_live_trainer_in_the_same_folder_is_refused_and_its_death_frees_it(tab
         fit(one_epoch, encoders(text), train, valid, CPU, tmp_path / "ckpt", 10)
     _, result = fit(one_epoch, encoders(text), train, valid, CPU, tmp_path / "ckpt", 10)
     assert len(result.train.history) == 1
+
+
+def test_item_bias_starts_at_the_real_target_popularity():
+    """Counts come from real overlap users (history + target), never from pseudo guesses."""
+
+    overlap = row_from_record(dict(user="o", items=[1, 3, 2], domains=["A", "B", "A"],
+                                   source_domain="A", target_domain="B", target_item=3,
+                                   kind="overlap", split="train"))
+    pseudo = row_from_record(dict(user="p", items=[1, 4, 2, 4], domains=["A", "B", "A", "B"],
+                                  is_pseudo=[False, True, False, True], source_domain="A",
+                                  kind="single", split="train"))
+    counts = target_counts([overlap, pseudo], {"A": 5, "B": 6})
+    assert set(counts) == {"AB"} and counts["AB"].tolist() == [0, 0, 0, 2, 0, 0]
+    model = LGCD(LGCDConfig(d=16, T=10, item_bias=True), fake_encoders({"A": 5, "B": 6}, d=16))
+    model.init_item_bias("AB", counts["AB"])
+    bias = model.paths["AB"].item_bias.detach()
+    assert bias.argmax() == 3 and abs(float(bias.mean())) < 1e-6
