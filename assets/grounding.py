@@ -17,7 +17,6 @@ from assets.embeddings import CACHE_DIR
 from assets.embeddings import asset_name as embeddings_asset
 from assets.encoders import asset_name as encoder_asset
 from models.grounding import GroundingStats, ground, retrieval_requests
-from models.lgcd_pipeline import pseudo_asset
 from models.sequence_encoder import DomainEncoder
 from models.text_embedding import EmbeddingError, TextEmbedder
 from pipeline.config import DatasetConfig
@@ -25,6 +24,12 @@ from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
+
+
+def pseudo_asset(source: str) -> str | None:
+    """Name of the pseudo-sequence asset an LGCD ``pseudo_source`` reads (None for none)."""
+    return {"llm": "pseudo_sequences", "retrieval": "pseudo_sequences_retrieval",
+            "retrieval_all": "pseudo_sequences_retrieval_all", "none": None}[source]
 
 
 def _item_inputs(emb_a: pl.DataFrame, emb_b: pl.DataFrame, enc_a: Checkpoint, enc_b: Checkpoint

@@ -16,6 +16,7 @@ import polars as pl
 
 from assets import groups
 from assets.encoders import asset_name as encoder_asset
+from assets.grounding import pseudo_asset
 from models.device import resolve_device
 from models.lgcd_pipeline import (
     LGCDDataError,
@@ -24,7 +25,6 @@ from models.lgcd_pipeline import (
     checkpoint_parts,
     fit,
     history_markdown,
-    pseudo_asset,
     torch_threads,
     training_rows,
     validation_rows,

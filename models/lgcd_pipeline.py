@@ -40,16 +40,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(LGCDConfig)}
 
 
-# Where a variant's pseudo-overlap users come from (the asset each one reads; none: only the
-# real overlapping users train). retrieval: the LLM sample's users, grounded on their own
-# source text instead of the LLM's guesses; retrieval_all: every single-domain user so.
+# Where a variant's pseudo-overlap users come from (none: only the real overlapping users
+# train). retrieval: the LLM sample's users, grounded on their own source text instead of
+# the LLM's guesses; retrieval_all: every single-domain user so (assets/grounding.py).
 PSEUDO_SOURCES = ("llm", "retrieval", "retrieval_all", "none")
-
-
-def pseudo_asset(source: str) -> str | None:
-    """Name of the pseudo-sequence asset that ``pseudo_source`` reads (None for none)."""
-    return {"llm": "pseudo_sequences", "retrieval": "pseudo_sequences_retrieval",
-            "retrieval_all": "pseudo_sequences_retrieval_all", "none": None}[source]
 
 
 class LGCDDataError(ValueError):
