@@ -18,7 +18,7 @@ from pipeline.io_managers import VersionedIOManager, VersionStore
 def _writer(root: str, content: int, barrier) -> str:
     frame = pl.DataFrame({"x": list(range(content * 1000, content * 1000 + 20_000))})
     staged = storage.stage(storage.ensure_root(root), frame)
-    barrier.wait()  # commit at the same moment
+    barrier.wait(timeout=120)  # commit at the same moment; a lost writer fails, never hangs
     return str(storage.commit(storage.ensure_root(root), ["shared"], None, staged))
 
 
@@ -29,7 +29,8 @@ def test_racing_writers_leave_complete_versions_and_a_consistent_pointer(tmp_pat
     with ctx.Manager() as manager:
         barrier = manager.Barrier(len(contents))
         with ctx.Pool(len(contents)) as pool:
-            paths = pool.starmap(_writer, [(root, c, barrier) for c in contents])
+            pending = pool.starmap_async(_writer, [(root, c, barrier) for c in contents])
+            paths = pending.get(timeout=300)  # a worker that dies loses its task: fail loudly
     assert len(set(paths)) == 4  # identical content shares one folder
     for path, content in zip(paths, contents, strict=True):
         frame = storage.read(path)
@@ -58,7 +59,9 @@ def test_two_dagster_runs_materializing_one_asset_at_once(tmp_path):
         pass  # create the instance's SQLite schema once, as `make demo` does before any run
     ctx = mp.get_context("spawn")
     with ctx.Pool(2) as pool:
-        results = pool.starmap(_materialize, [(str(tmp_path / "s"), str(home), 1), (str(tmp_path / "s"), str(home), 2)])
+        results = pool.starmap_async(_materialize, [(str(tmp_path / "s"), str(home), 1),
+                                                    (str(tmp_path / "s"), str(home), 2)]
+                                     ).get(timeout=300)
     assert results == [True, True]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.fetch_materializations(dg.AssetKey("shared"), limit=10).records
