@@ -88,9 +88,9 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
                     f"{spec.pseudo_source}) trained in both directions.",
     )
 
-    def train(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
-              pseudo: pl.DataFrame | None, enc_a: Checkpoint,
-              enc_b: Checkpoint) -> dg.MaterializeResult:
+    def fit_and_publish(context: dg.AssetExecutionContext, store: VersionStore,
+                        sequences: pl.DataFrame, pseudo: pl.DataFrame | None, enc_a: Checkpoint,
+                        enc_b: Checkpoint) -> dg.MaterializeResult:
         """LGCD trained on real + pseudo overlap users, early-stopped on valid NDCG@10."""
         ckpts = {"A": enc_a, "B": enc_b}
         encoders = {d: DomainEncoder.from_checkpoint(c.state_dict, c.config) for d, c in ckpts.items()}
@@ -144,7 +144,7 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
                        sequences: pl.DataFrame, enc_a: Checkpoint,
                        enc_b: Checkpoint) -> dg.MaterializeResult:
             """LGCD trained on the real overlapping users only (pseudo_source: none)."""
-            return train(context, store, sequences, None, enc_a, enc_b)
+            return fit_and_publish(context, store, sequences, None, enc_a, enc_b)
         return lgcd_model
 
     @decorate
@@ -152,7 +152,7 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
                    sequences: pl.DataFrame, pseudo: pl.DataFrame, enc_a: Checkpoint,
                    enc_b: Checkpoint) -> dg.MaterializeResult:
         """LGCD trained on real + pseudo overlap users, early-stopped on valid NDCG@10."""
-        return train(context, store, sequences, pseudo, enc_a, enc_b)
+        return fit_and_publish(context, store, sequences, pseudo, enc_a, enc_b)
     return lgcd_model
 
 
