@@ -324,8 +324,9 @@ def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequenc
         raise LGCDDataError("no validation rows: the valid split is empty")
     model = build_model(cfg, encoders)
     n_items = {dom: int(enc.item_table().shape[0]) for dom, enc in encoders.items()}
-    for direction, counts in target_counts(train, n_items).items():
-        model.init_item_bias(direction, counts)
+    if cfg.item_bias:
+        for direction, counts in target_counts(train, n_items).items():
+            model.init_item_bias(direction, counts)
     model = model.to(device)
     evaluate = _TimedEvaluator(CandidateEvaluator(valid, n_items, valid_negatives, k=10,
                                                   seed=cfg.seed, max_len=cfg.max_len))
