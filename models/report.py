@@ -214,6 +214,7 @@ def table3_models(variants: Sequence) -> list[str]:
     patience) may be overridden, which changes how long it trains, not what it is.
     """
     return [model_name(v.name) for v in variants if v.preset in ABLATIONS
+            and v.pseudo_source == "llm"  # the others are the pseudo_sources table's rows
             and (v.name == "full" or set(v.overrides) <= TRAINING_BUDGET)]
 
 

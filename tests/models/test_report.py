@@ -205,6 +205,7 @@ def test_pseudo_source_table_lists_lgcd_by_source_beside_the_paper():
                 VariantSpec("pseudo_none_t50", pseudo_source="none", overrides={"T": 50}))
     models = pseudo_source_models(variants)
     assert models == ["lgcd", "lgcd_pseudo_retrieval", "lgcd_pseudo_none"]
+    assert table3_models(variants) == ["lgcd", "lgcd_wo_moe"]  # not in Table 3 as well
     assert pseudo_source_models((VariantSpec("full"), VariantSpec("wo_moe", "wo_moe"))) == []
     ranks = ranks_table()
     ranks = pl.concat([ranks, ranks.filter(pl.col("model") == "sasrec")
