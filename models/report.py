@@ -98,8 +98,13 @@ def _rows(summary: pl.DataFrame, split: str, protocol: str | None) -> dict[tuple
 
 def _markdown_table(summary: pl.DataFrame, models: Sequence[str], columns: Sequence[tuple[str, str]],
                     domain_names: dict[str, str], split: str, protocol: str | None,
-                    notes: dict[str, list[str]] | None = None) -> str:
-    """Models by rows, (domain, metric) columns; ``notes``: extra rows beneath a model's row."""
+                    notes: dict[str, list[str]] | None = None,
+                    labels: dict[str, str] | None = None) -> str:
+    """Models by rows, (domain, metric) columns.
+
+    ``notes``: extra rows beneath a model's row; ``labels``: a row's name where it is not the
+    model's.
+    """
     rows = _rows(summary, split, protocol)
     head = "| model | " + " | ".join(f"{domain_names[d]} {label(m)}" for d, m in columns) + " |"
     lines = [head, "|---|" + "---:|" * len(columns)]
@@ -123,7 +128,7 @@ def _markdown_table(summary: pl.DataFrame, models: Sequence[str], columns: Seque
             elif len(top) > 1 and mean == top[1]:
                 text = f"<u>{text}</u>"
             cells.append(text)
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append(f"| {(labels or {}).get(model, model)} | " + " | ".join(cells) + " |")
         for note in (notes or {}).get(model, []):
             lines.append(f"| ⚠ {model} | {note} |" + " |" * (len(columns) - 1))
     return "\n".join(lines)
@@ -235,11 +240,9 @@ def pseudo_sources_markdown(summary: pl.DataFrame, models: Sequence[str],
     ``sources`` maps a model to its pseudo source (llm, retrieval, retrieval_all, none).
     """
     columns = [(d, m) for d in ("A", "B") for m in TABLE1_METRICS]
-    table = _markdown_table(summary, models, columns, domain_names, split, protocol)
-    lines = table.splitlines()
-    for model in models:
-        row = next(j for j, line in enumerate(lines) if line.startswith(f"| {model} |"))
-        lines[row] = lines[row].replace(f"| {model} |", f"| {model} ({sources[model]}) |", 1)
+    labels = {m: f"{m} ({sources[m]})" for m in models}
+    lines = _markdown_table(summary, models, columns, domain_names, split, protocol,
+                            labels=labels).splitlines()
     if with_paper:
         lines.append("| *paper: LGCD (llm)* | " + " | ".join(
             f"*{v:.4f}*" for v in TABLE1_FOOD_KITCHEN["LGCD"]) + " |")
