@@ -119,6 +119,14 @@ class Denoiser(nn.Module):
 
     cross_attention / cfg / id_only / text_only: x_t~ attends over the condition tokens;
     linear: a linear layer over [x_t~ ⊕ first condition token]; none: self-attention on x_t~.
+
+    The reverse process calls the denoiser t_start times (50 on Food) with the same
+    condition tokens and one shared t per call, so ``forward`` is split in three parts
+    that ``ConditionalDiffusion.reverse`` can hoist out of its loop: ``time`` (e_t, once
+    for all steps), ``keys`` (the key/value projections of Z_cond, once per reverse) and
+    ``step``. The attention is computed by hand from ``nn.MultiheadAttention``'s weights
+    (one query token against K <= 3 keys, where the fused kernel cost more than the
+    arithmetic); the parameters, and so the checkpoints, are those of the module.
     """
 
     def __init__(self, d: int, n_heads: int, conditioning: str, ffn_mult: int = 4,
@@ -133,18 +141,48 @@ class Denoiser(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(),
                                  nn.Linear(ffn_mult * d, d), nn.Dropout(dropout))
 
-    def forward(self, x_t: Tensor, t: Tensor, z: Tensor | None) -> Tensor:
-        x = x_t + self.time(t)  # eq 12, (B, d)
-        q = x.unsqueeze(1)  # (B, 1, d)
+    def keys(self, z: Tensor | None) -> tuple[Tensor, Tensor] | Tensor | None:
+        """What ``step`` needs of Z_cond (B, K, d): per-head keys and values (B, K, H, d/H)
+        each; the first token for ``linear``; None when unconditioned."""
+        if z is None or self.conditioning == "none":
+            return None
         if self.conditioning == "linear":
-            assert z is not None
-            x_hat = self.mix(torch.cat([x, z[:, 0]], dim=-1))  # (B, d)
-        elif self.conditioning == "none" or z is None:
-            x_hat = self.attn(q, q, q, need_weights=False)[0].squeeze(1)
+            return z[:, 0]
+        return self._kv(z)
+
+    def _kv(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """Key and value projections of tokens (B, K, d) -> two (B, K, H, d/H)."""
+        d, h = self.attn.embed_dim, self.attn.num_heads
+        w, b = self.attn.in_proj_weight[d:], self.attn.in_proj_bias[d:]
+        k, v = F.linear(tokens, w, b).unflatten(-1, (2, h, d // h)).unbind(-3)
+        return k, v
+
+    def _attend(self, x: Tensor, kv: tuple[Tensor, Tensor] | None) -> Tensor:
+        """Multi-head attention of the single query token x (B, d) over kv -> (B, d) (eq 13)."""
+        d, h = self.attn.embed_dim, self.attn.num_heads
+        wq, bq = self.attn.in_proj_weight[:d], self.attn.in_proj_bias[:d]
+        k, v = self._kv(x.unsqueeze(1)) if kv is None else kv  # None: self-attention on x_t~
+        q = F.linear(x, wq, bq).unflatten(-1, (h, d // h))  # (B, H, d/H)
+        weights = (torch.einsum("bhe,bkhe->bhk", q, k) * (d // h) ** -0.5).softmax(-1)
+        weights = F.dropout(weights, self.attn.dropout, self.training)  # (B, H, K)
+        out = torch.einsum("bhk,bkhe->bhe", weights, v).flatten(-2)  # (B, d)
+        return self.attn.out_proj(out)
+
+    def step(self, x_t: Tensor, e_t: Tensor, kv) -> Tensor:
+        """Eqs 12 to 16 given e_t (B, d) or (1, d) and ``keys(z)``: x_t (B, d) -> x_hat_0 (B, d)."""
+        x = x_t + e_t  # eq 12
+        if self.conditioning == "linear":
+            x_hat = self.mix(torch.cat([x, kv], dim=-1))  # (B, d)
         else:
-            x_hat = self.attn(q, z, z, need_weights=False)[0].squeeze(1)  # eq 13
+            x_hat = self._attend(x, kv)  # eq 13
         x1 = x + x_hat  # eq 14
         return x1 + self.ffn(x1)  # eqs 15 and 16
+
+    def forward(self, x_t: Tensor, t: Tensor, z: Tensor | None) -> Tensor:
+        """x_t (B, d), t (B,), z (B, K, d) or None -> x_hat_0 (B, d)."""
+        if self.conditioning == "linear":
+            assert z is not None
+        return self.step(x_t, self.time(t), self.keys(z))
 
 
 def condition_tokens(conditioning: str, cond_tokens: str, h_cond: Tensor, h_id: Tensor,
@@ -194,13 +232,23 @@ class ConditionalDiffusion(nn.Module):
     def predict_x0(self, x_t: Tensor, t: Tensor, z: Tensor | None, guidance: float = 0.0
                    ) -> Tensor:
         """x_hat_0 = f_theta(x_t, t, Z) (eq 16), whatever the network's training target."""
+        kv = self.denoiser.keys(self._guided(z, guidance))
+        return self._predict(x_t, t, self.denoiser.time(t), kv, guidance)
+
+    def _guided(self, z: Tensor | None, guidance: float) -> Tensor | None:
+        """Z for one call: with CFG guidance, the conditioned and the null tokens stacked (2B)."""
         if self.conditioning == "cfg" and guidance > 0 and z is not None:
-            both = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                                 torch.cat([z, self.null.expand_as(z)]))  # (2B, d)
-            cond, uncond = both.chunk(2)
+            return torch.cat([z, self.null.expand_as(z)])
+        return z
+
+    def _predict(self, x_t: Tensor, t: Tensor, e_t: Tensor, kv, guidance: float) -> Tensor:
+        """``predict_x0`` given e_t and ``denoiser.keys`` of ``_guided(z)``."""
+        if self.conditioning == "cfg" and guidance > 0 and kv is not None:
+            e_t = e_t if e_t.shape[0] == 1 else torch.cat([e_t, e_t])
+            cond, uncond = self.denoiser.step(torch.cat([x_t, x_t]), e_t, kv).chunk(2)  # (2B, d)
             out = (1.0 + guidance) * cond - guidance * uncond
         else:
-            out = self.denoiser(x_t, t, z)
+            out = self.denoiser.step(x_t, e_t, kv)
         if self.target == "noise":
             return x0_from_noise(self.schedule, x_t, t, out)
         return out
@@ -234,8 +282,11 @@ class ConditionalDiffusion(nn.Module):
                                 generator=generator)
         t = torch.full((h_init.shape[0],), t_start, device=h_init.device, dtype=torch.long)
         x = q_sample(self.schedule, h_init, t, noise)  # x_{t_start}, (B, d)
-        for step in range(t_start, 0, -1):
+        steps = torch.arange(t_start, 0, -1, device=h_init.device)
+        e = self.denoiser.time(steps)  # (t_start, d): e_t of every step, one call
+        kv = self.denoiser.keys(self._guided(z, guidance))  # Z_cond's projections, one call
+        for i, step in enumerate(range(t_start, 0, -1)):
             t = torch.full_like(t, step)
-            x0_hat = self.predict_x0(x, t, z, guidance)
+            x0_hat = self._predict(x, t, e[i:i + 1], kv, guidance)
             x = posterior_mean(self.schedule, x0_hat, x, t)  # x_{t-1}
         return x

@@ -276,3 +276,21 @@ def test_rec_loss_falls_through_the_inference_path(planted):
     after = {"train": _inference_rec(model, overlap), "eval": _inference_rec(model, evals)}
     assert after["train"] < 0.8 * before["train"], (before, after)
     assert after["eval"] < 0.8 * before["eval"], (before, after)
+
+
+def test_frozen_item_tables_are_cached_until_an_encoder_tensor_changes():
+    """E_fusion is computed once while the encoders are frozen; loading other encoder
+    weights recomputes it, and fine-tuned encoders are never cached."""
+    encoders = real_encoders()
+    model = LGCD(LGCDConfig(**SMALL), encoders).eval()
+    first = model.item_table("B")
+    assert model.item_table("B") is first
+    torch.testing.assert_close(first, encoders["B"].item_table(), rtol=0, atol=0)
+    other = real_encoders(seed=1)["B"].state_dict()
+    encoders["B"].load_state_dict(other)
+    fresh = model.item_table("B")
+    assert not torch.allclose(fresh, first)
+    torch.testing.assert_close(fresh, encoders["B"].item_table(), rtol=0, atol=0)
+    tuned = LGCD(LGCDConfig(**SMALL, finetune_encoders=True), real_encoders())
+    assert tuned.item_table("A").requires_grad
+    assert tuned.item_table("A") is not tuned.item_table("A")
