@@ -25,6 +25,7 @@ from models.plots import training_curves_png
 from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
@@ -91,7 +92,7 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
         with user_errors(ValueError):
             validation_lists = protocol_lists(eval_candidates, ev.primary)
         frames, fits = [], []
-        with user_errors(ValueError, TrainingDivergedError), torch_threads(ev.threads):
+        with user_errors(ValueError, TrainingDivergedError), torch_threads(step_threads(ev.threads)):
             for seed in ev.seeds:
                 began = time.perf_counter()
                 encoders = encoders_from(**encoder_ckpts) if encoder_ckpts else None

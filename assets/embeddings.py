@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
+from models.lgcd_pipeline import torch_threads
 from models.text_embedding import (
     EmbeddingError,
     Progress,
@@ -22,6 +23,7 @@ from models.text_embedding import (
 )
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.versioning import code_version
 
@@ -64,7 +66,7 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
             context.log.info(f"domain {domain}: encoded {p.done}/{p.total} texts, "
                              f"{p.items_per_s:.0f} items/s, ETA {p.eta_s:.0f} s")
 
-        with user_errors(EmbeddingError):
+        with user_errors(EmbeddingError), torch_threads(step_threads(0)):
             rows = domain_items(item_catalog, domain)
             embedder = TextEmbedder(cfg.embedding)
             texts = item_texts(rows["text"].to_list(), rows["title"].to_list())

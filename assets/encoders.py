@@ -24,10 +24,12 @@ from models.encoder_training import (
     domain_training_sequences,
     train_domain_encoder,
 )
+from models.lgcd_pipeline import torch_threads
 from models.plots import training_curves_png
 from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
@@ -79,7 +81,7 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
             context.log.info(f"domain {domain} epoch {e.epoch:g}: loss {e.loss:.4f}, "
                              f"val HR@10 {e.hr10:.4f}, NDCG@10 {e.ndcg10:.4f} ({e.seconds:.1f} s)")
 
-        with user_errors(TrainingDataError, TrainingDivergedError):
+        with user_errors(TrainingDataError, TrainingDivergedError), torch_threads(step_threads(0)):
             histories = domain_training_sequences(sequences, domain)
             item_text = torch.from_numpy(embeddings.sort("index")["embedding"].to_numpy().copy())
             result = train_domain_encoder(histories, item_text, cfg.encoder, domain, log_epoch,

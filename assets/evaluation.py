@@ -23,6 +23,7 @@ from models.report import domain_names, protocol_heading, summarize, table1_mark
 from models.sequence_encoder import DomainEncoder
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError, user_errors
+from pipeline.executors import step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint, checkpoint_hash
 from pipeline.versioning import code_version
@@ -110,7 +111,7 @@ def _lgcd_ranks_asset(cfg: DatasetConfig, model: str, reps: list[Replica]) -> dg
         versions = {"A": checkpoint_hash(enc_a), "B": checkpoint_hash(enc_b)}
         users = eval_users(sequences)
         frames = []
-        with user_errors(ValueError), torch_threads(ev.threads):
+        with user_errors(ValueError), torch_threads(step_threads(ev.threads)):
             for r in reps:
                 ckpt = checkpoints[f"seed_{r.seed}"]
                 trained_on = ckpt.extra.get("encoder_versions", versions)

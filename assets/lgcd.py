@@ -34,6 +34,7 @@ from models.sequence_encoder import DomainEncoder
 from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint, checkpoint_hash, latest_version
 from pipeline.versioning import code_version, fingerprint
@@ -108,7 +109,7 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
         with user_errors(ValueError):
             device = resolve_device(stage.device)
         with user_errors(LGCDDataError, TrainingInProgressError, TrainingDivergedError), \
-                torch_threads(stage.threads) as threads:
+                torch_threads(step_threads(stage.threads)) as threads:
             context.log.info(f"{spec.name}: {len(train)} training rows, {len(valid)} valid rows, "
                              f"device {device}, {threads} CPU threads, checkpoints in {ckpt_dir}")
             model, result = fit(model_cfg, encoders, train, valid, device, ckpt_dir,

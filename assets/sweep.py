@@ -20,6 +20,7 @@ from models.lgcd_pipeline import lgcd_from_checkpoint, torch_threads
 from models.report import domain_names, sweep_markdown, sweep_metrics
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
@@ -45,7 +46,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         """Rank of the ground truth for every held-out user under each sweep point's model."""
         users = eval_users(sequences)
         frames = []
-        with user_errors(ValueError), torch_threads(ev.threads):
+        with user_errors(ValueError), torch_threads(step_threads(ev.threads)):
             for point in points:
                 ckpt = models[f"m_{specs.index(point.spec.name)}"]
                 net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))

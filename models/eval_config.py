@@ -152,7 +152,7 @@ class EvaluationConfig:
     baselines: tuple[str, ...] = BASELINES
     batch_size: int = 256  # users per scoring batch
     permutations: int = 10000  # paired permutation test draws
-    threads: int = 1  # torch threads while training baselines (small tensors: 1 is fastest)
+    threads: int = 0  # torch threads while training baselines; 0 = the step's share of the cores
     sequential: SequentialConfig = field(default_factory=SequentialConfig)
     emcdr: EMCDRConfig = field(default_factory=EMCDRConfig)
     bag: BagConfig = field(default_factory=BagConfig)
@@ -176,10 +176,11 @@ class EvaluationConfig:
         if unknown:
             raise ValueError(f"evaluation.baselines: unknown {sorted(unknown)}; "
                              f"allowed {list(BASELINES)}")
-        for name in ("n_negatives", "batch_size", "permutations", "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+        for name, low in (("n_negatives", 1), ("batch_size", 1), ("permutations", 1),
+                          ("threads", 0)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ValueError(f"evaluation.{name}={getattr(self, name)!r}; "
-                                 "must be an integer >= 1")
+                                 f"must be an integer >= {low}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> "EvaluationConfig":

@@ -102,7 +102,7 @@ class LGCDStageConfig:
     model: LGCDConfig = field(default_factory=LGCDConfig)  # shared by every variant
     variants: tuple[VariantSpec, ...] = (VariantSpec("full"),)
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
-    threads: int = 0  # torch CPU threads; 0 = half the cores (small tensors hate contention)
+    threads: int = 0  # torch CPU threads; 0 = the step's share of the cores (pipeline.executors)
     valid_negatives: int = 999  # sampled target-domain negatives per validation user
     max_valid_users: int | None = None  # seeded sample of the valid split; None = all
 

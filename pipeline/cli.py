@@ -1,7 +1,8 @@
 """Command line: run the whole pipeline, show where results are, collect garbage.
 
-    python -m pipeline.cli demo         # materialize every asset (in-process), print results
-    python -m pipeline.cli demo --executor multiprocess   # one process per step instead
+    python -m pipeline.cli demo         # materialize every asset, print results
+    python -m pipeline.cli demo --executor multiprocess   # one process per step (default: the
+                                        # dataset config's `executor`, in_process for the demo)
     python -m pipeline.cli demo --missing   # only assets never materialized (finish a stopped run)
     python -m pipeline.cli where        # latest version folder of every asset
     python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
@@ -86,11 +87,15 @@ def _execute(job: str, executor: str, instance, selection: list | None = None):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.config import load_dataset_config
+
+    executor = args.executor or load_dataset_config(settings.dataset_config_path()).executor
     # step processes rebuild the definitions from the environment, so they must agree
-    os.environ["LGCD_EXECUTOR"] = args.executor
+    os.environ["LGCD_EXECUTOR"] = executor
     import dagster as dg
 
     from pipeline.definitions import defs
+    from pipeline.executors import GPU_POOL, gpu_pool_slots
     from pipeline.recovery import release_dead_runs
 
     home = prepare_instance_home()
@@ -106,7 +111,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 return 0
             print(f"Materializing {len(selection)} missing assets: "
                   + ", ".join(k.to_user_string() for k in selection))
-        result = _execute(args.job, args.executor, instance, selection)
+        if executor == "multiprocess":
+            slots = gpu_pool_slots()
+            instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
+            print(f"Pool '{GPU_POOL}': {slots} step(s) at once on this machine.")
+        print(f"Running job '{args.job}' with the {executor} executor.")
+        result = _execute(args.job, executor, instance, selection)
         elapsed = time.time() - started
         if not result.success:
             for event in result.all_events:
@@ -164,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize every asset and print where the results are")
     demo.add_argument("--job", default="full_rebuild")
-    demo.add_argument("--executor", choices=("in_process", "multiprocess"), default="in_process",
-                      help="in_process (default: fastest on a small machine) or multiprocess "
-                      "(one process per step, CPU steps in parallel, as deployed)")
+    demo.add_argument("--executor", choices=("in_process", "multiprocess"), default=None,
+                      help="in_process (fastest for many small steps) or multiprocess (one "
+                      "process per step, CPU steps in parallel, as deployed); default: the "
+                      "dataset config's `executor`")
     demo.add_argument("--missing", action="store_true",
                       help="only the job's assets that were never materialized")
     demo.set_defaults(func=cmd_demo)

@@ -46,6 +46,9 @@ class DatasetConfig:
     seed: int = 0
     release_dir: Path | None = None  # llmcdsr: folder holding the processed release
     history_policy: Literal["strict", "full"] = "strict"  # llmcdsr valid/test histories
+    # the executor of ``pipeline.cli demo`` on this dataset (its --executor overrides it); the
+    # UI and the daemon take $LGCD_EXECUTOR (pipeline/executors.py)
+    executor: Literal["in_process", "multiprocess"] = "in_process"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)  # item text embedder
     encoder: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)  # domain pretraining
@@ -118,6 +121,9 @@ def load_dataset_config(path: Path) -> DatasetConfig:
     policy = raw.get("history_policy", "strict")
     if policy not in ("strict", "full"):
         raise fail(f"history_policy={policy!r}; allowed ['strict', 'full']")
+    executor = raw.get("executor", "in_process")
+    if executor not in ("in_process", "multiprocess"):
+        raise fail(f"executor={executor!r}; allowed ['in_process', 'multiprocess']")
     synthetic_raw = raw.get("synthetic") or {}
     # the dataset seed also seeds the corpus, pretraining, LLM sampling, pseudo-item insertion
     # and LGCD, unless a section sets its own ``seed``
@@ -189,6 +195,7 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         seed=seed,
         release_dir=release,
         history_policy=policy,
+        executor=executor,
         synthetic=synthetic,
         embedding=embedding,
         encoder=encoder,

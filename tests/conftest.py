@@ -60,10 +60,13 @@ def reproducible(name: str) -> bool:
     return name not in UNREPRODUCIBLE_NAMES and not name.endswith(("_s", "_seconds"))
 
 
-def write_tiny_yaml(folder: Path, seed: int = 0, **sections: dict) -> Path:
-    """configs/demo.yaml cut down to :data:`TINY`, with ``seed`` and keys added to ``sections``."""
+def write_tiny_yaml(folder: Path, seed: int = 0, **sections) -> Path:
+    """configs/demo.yaml cut down to :data:`TINY`, with ``seed`` and keys added to ``sections``
+    (mappings are merged into TINY's section, scalars such as ``executor`` set as given)."""
     folder.mkdir(parents=True, exist_ok=True)
-    merged = {name: {**TINY.get(name, {}), **sections.get(name, {})} for name in {*TINY, *sections}}
+    merged = {name: ({**TINY.get(name, {}), **sections.get(name, {})}
+                     if isinstance(sections.get(name, {}), dict) else sections[name])
+              for name in {*TINY, *sections}}
     return write_demo_yaml(folder, seed=seed, **merged)
 
 

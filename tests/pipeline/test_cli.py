@@ -10,12 +10,14 @@ TINY) with the demo's own LLM backend (vLLM when .venv-llm has it): every asset 
 the graph at a CI-sized cost. The full demo's scale is `make demo` (README).
 """
 
+import os
 import shutil
 import subprocess
 import sys
 
 import dagster as dg
 import pytest
+import torch
 
 from pipeline import storage
 from pipeline.settings import PROJECT_ROOT
@@ -49,14 +51,19 @@ def env(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(not _can_isolate_network(), reason="needs `unshare -rn` (util-linux) to block the network")
 def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp_path):
-    env["LGCD_DATASET"] = str(write_tiny_yaml(tmp_path / "config", generation={"backend": "auto"}))
-    out = _run(["demo", "--executor", "multiprocess"], env, offline=True)
+    env["LGCD_DATASET"] = str(write_tiny_yaml(tmp_path / "config", generation={"backend": "auto"},
+                                              executor="multiprocess"))
+    out = _run(["demo"], env, offline=True)  # the executor comes from the dataset config
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "with the multiprocess executor" in out.stdout
+    slots = 1 if torch.cuda.is_available() else os.cpu_count()  # no GPU: the pool shares cores
+    assert f"Pool 'gpu': {slots} step(s) at once" in out.stdout
     assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout
     assert "http://127.0.0.1:3000" in out.stdout
     assert (tmp_path / "home" / "dagster.yaml").is_file()
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("pseudo_generations"))
+        assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == slots
     has_vllm = any((PROJECT_ROOT / ".venv-llm").glob("lib/python*/site-packages/vllm/__init__.py"))
     assert event.asset_materialization.metadata["backend"].value == ("vllm" if has_vllm else "transformers")
     root = tmp_path / "storage"

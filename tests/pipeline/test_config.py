@@ -16,6 +16,7 @@ def test_shipped_configs_load(name):
     ({"k_core": 0}, "k_core=0"),
     ({"seed": "one"}, "seed='one'; must be an integer"),
     ({"train_fraction": 1.0}, "train_fraction=1.0"),
+    ({"executor": "celery"}, "executor='celery'; allowed"),
     ({"colour": "red"}, "unknown fields"),
     ({"synthetic": {"n_reviews": 5}}, "n_reviews=5 is out of range"),
     ({"synthetic": {"overlap_fraction": 2.0}}, "overlap_fraction=2.0 is out of range"),

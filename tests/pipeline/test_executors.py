@@ -1,10 +1,12 @@
 """Every executor configuration loads with the real definitions (no cluster needed)."""
 
+import os
+
 import dagster as dg
 import pytest
 
 from pipeline.definitions import build_definitions
-from pipeline.executors import EXECUTORS, gpu_steps, k8s_config
+from pipeline.executors import ENV_EXECUTOR, EXECUTORS, gpu_steps, k8s_config, step_threads
 
 
 @pytest.mark.parametrize("name", EXECUTORS)
@@ -30,3 +32,18 @@ def test_k8s_gpu_steps_request_a_gpu_and_cpu_steps_do_not(demo_cfg, tmp_path):
 def test_unknown_executor_is_named(demo_cfg, tmp_path):
     with pytest.raises(ValueError, match="LGCD_EXECUTOR='spark'"):
         build_definitions(demo_cfg, tmp_path, executor="spark")
+
+
+@pytest.mark.parametrize("executor, cores, expected", [
+    ("multiprocess", 2, 1),   # two steps share two cores: one thread each
+    ("multiprocess", 16, 1),  # as many steps as cores
+    ("in_process", 2, 2),     # one step at a time takes every core
+    ("celery", 8, 8),         # a worker's step owns the worker
+])
+def test_step_threads_share_the_cores_between_concurrent_steps(executor, cores, expected,
+                                                               monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert step_threads(0, executor) == expected
+    assert step_threads(3, executor) == 3  # a configured count wins
+    monkeypatch.setenv(ENV_EXECUTOR, executor)
+    assert step_threads(0) == expected
