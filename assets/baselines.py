@@ -25,7 +25,7 @@ from models.plots import training_curves_png
 from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
-from pipeline.executors import step_threads
+from pipeline.executors import PRIORITY_LONG, priority, step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
@@ -81,6 +81,7 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"ranks_{name}", group_name=groups.BASELINES, ins=ins,
               kinds={"pytorch", "parquet"} if settings else {"polars", "parquet"},
               code_version=code_version("base3", name, settings, ev.seeds, ev.protocols),
+              op_tags=priority(PRIORITY_LONG if name in ("sasrec", "gru4rec") else 0),
               description=DESCRIPTIONS[name])
     def baseline(context: dg.AssetExecutionContext, store: VersionStore, sequences: pl.DataFrame,
                  item_catalog: pl.DataFrame, eval_candidates: pl.DataFrame,

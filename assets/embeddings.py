@@ -23,7 +23,7 @@ from models.text_embedding import (
 )
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
-from pipeline.executors import step_threads
+from pipeline.executors import PRIORITY_CHAIN, priority, step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.versioning import code_version
 
@@ -53,6 +53,7 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
         name=asset_name(domain),
         group_name=groups.ENCODERS,
         pool="gpu",
+        op_tags=priority(PRIORITY_CHAIN),
         code_version=code_version("emb1", model_version, cfg.embedding.normalize,
                                   cfg.embedding.max_seq_length),
         kinds={"pytorch", "parquet"},

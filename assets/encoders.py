@@ -29,7 +29,7 @@ from models.plots import training_curves_png
 from models.training import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
-from pipeline.executors import step_threads
+from pipeline.executors import PRIORITY_CHAIN, priority, step_threads
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
@@ -67,6 +67,7 @@ def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:
         name=asset_name(domain),
         group_name=groups.ENCODERS,
         pool="gpu",
+        op_tags=priority(PRIORITY_CHAIN),
         code_version=code_version("enc2", cfg.encoder),
         ins={"embeddings": dg.AssetIn(key=embeddings_asset(domain))},
         kinds={"pytorch"},

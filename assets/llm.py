@@ -20,6 +20,7 @@ from models.sources import SourceError, fingerprint_file
 from pipeline import settings
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import VersionStore
 from pipeline.storage import FileTree
 from pipeline.versioning import code_version
@@ -68,7 +69,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     gen = cfg.generation
 
     @dg.asset(group_name=groups.PSEUDO, code_version=code_version("llm1", gen.model, gen.dtype),
-              kinds={"pytorch"}, pool="gpu")
+              kinds={"pytorch"}, pool="gpu", op_tags=priority(PRIORITY_CHAIN))
     def llm_model(context: dg.AssetExecutionContext, store: VersionStore,
                   pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
         """The generation LLM as a Hugging Face model folder (converted once, or referenced)."""

@@ -23,6 +23,7 @@ from models.prompts import PromptTemplateError, load_template
 from models.pseudo import generation_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import VersionStore
 from pipeline.storage import FileTree
 from pipeline.versioning import code_version
@@ -82,6 +83,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
                                             "output_format", "backend", "dtype", "max_users_per_direction")}
 
     @dg.asset(group_name=groups.PSEUDO, pool="gpu", kinds={"vllm", "parquet"},
+              op_tags=priority(PRIORITY_CHAIN),
               code_version=code_version("gen1", template.sha256, gen.model, sampling))
     def pseudo_generations(context: dg.AssetExecutionContext, store: VersionStore,
                            pipes_subprocess_client: dg.PipesSubprocessClient, sequences: pl.DataFrame,

@@ -51,6 +51,9 @@ SETTINGS: dict[str, dict] = {
                          "w_align": 0.1},
     "lr_3e-4": {"lr": 3e-4},
     "finetune_lr_1e-4": {"finetune_encoders": True, "lr": 1e-4},
+    "bias_x0_hat": {"item_bias": True, "train_start": "x0_hat"},
+    "bias_x0_hat_lr_3e-4": {"item_bias": True, "train_start": "x0_hat", "lr": 3e-4},
+    "bias_finetune_lr_1e-4": {"item_bias": True, "finetune_encoders": True, "lr": 1e-4},
     "wo_diffusion": {"use_diffusion": False},
     "wo_diffusion_finetune": {"use_diffusion": False, "finetune_encoders": True},
 }
@@ -85,7 +88,7 @@ def main() -> None:
     budget = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience)) if v}
     base = dataclasses.replace(stage.model, **budget)
     valid, _ = validation_rows(sequences, stage.max_valid_users, base.seed)
-    results: dict[str, tuple[float, float, float, int]] = {}
+    results: dict[str, tuple[float, float, float, int, dict]] = {}
     with torch_threads(args.threads) as threads:
         for name in names:
             model_cfg = dataclasses.replace(base, **SETTINGS[name])
@@ -98,15 +101,18 @@ def main() -> None:
                          on_epoch=lambda h, n=name: print(
                              f"  {n} epoch {h['epoch']}: loss {h['loss_total']:.4f} "
                              f"HR@10 {h['hr@10']:.4f} NDCG@10 {h['ndcg@10']:.4f} "
-                             + " ".join(f"{k} {v:.3g}" for k, v in h.items()
-                                        if k.startswith("gradnorm_")), flush=True))
+                             + " ".join(f"{k} {v:.4g}" for k, v in h.items()
+                                        if k.startswith(("gradnorm_", "ndcg@10/"))),
+                             flush=True))
             best = res.train.history[res.train.best_epoch - 1]
             results[name] = (best["ndcg@10"], best["hr@10"], time.perf_counter() - began,
-                             res.train.best_epoch)
+                             res.train.best_epoch, {k: round(v, 4) for k, v in best.items()
+                                                    if k.startswith("ndcg@10/")})
     baseline = results.get("paper", next(iter(results.values())))
-    for name, (ndcg, hr, seconds, epoch) in results.items():
+    for name, (ndcg, hr, seconds, epoch, per_direction) in results.items():
         report(f"lgcd_setting_{name}", ndcg, baseline[0], "val NDCG@10", higher_is_better=True,
                hr10=round(hr, 4), baseline_hr10=round(baseline[1], 4), best_epoch=epoch,
+               **per_direction,
                seconds=round(seconds, 1), threads=threads,
                load_average=round(os.getloadavg()[0], 2), overrides=SETTINGS[name])
 

@@ -22,6 +22,20 @@ EXECUTORS = ("multiprocess", "in_process", "k8s", "celery")
 GPU_POOL = "gpu"
 
 
+def priority(level: int) -> dict[str, str]:
+    """Op tags that order ready steps when fewer slots than steps are free (higher first).
+
+    Under ``multiprocess`` on two cores the run's length is set by the chain text
+    embeddings -> encoders -> LGCD trainings, and by the two long sequential baselines
+    that can run beside it; both start before the short steps that can fill the gaps.
+    ``PRIORITY_CHAIN`` > ``PRIORITY_LONG`` > the default 0.
+    """
+    return {"dagster/priority": str(level)}
+
+
+PRIORITY_CHAIN, PRIORITY_LONG = 2, 1
+
+
 def concurrent_steps(name: str | None = None) -> int:
     """How many steps of one run may share this machine's cores under executor ``name``."""
     name = name or os.environ.get(ENV_EXECUTOR, "multiprocess")

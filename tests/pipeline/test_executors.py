@@ -47,3 +47,16 @@ def test_step_threads_share_the_cores_between_concurrent_steps(executor, cores, 
     assert step_threads(3, executor) == 3  # a configured count wins
     monkeypatch.setenv(ENV_EXECUTOR, executor)
     assert step_threads(0) == expected
+
+
+def test_the_long_chain_and_the_long_baselines_start_first(demo_cfg, tmp_path):
+    """Ready steps are ordered by dagster/priority: embeddings, encoders and the LLM stage
+    gate the LGCD trainings, SASRec and GRU4Rec are the longest steps beside them."""
+    defs = build_definitions(demo_cfg, tmp_path, executor="multiprocess")
+    tags = {a.node_def.name: a.node_def.tags.get("dagster/priority", "0")
+            for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
+    for name in ("item_text_embeddings_a", "sequence_encoder_b", "llm_model",
+                 "pseudo_generations"):
+        assert tags[name] == "2", name
+    assert tags["ranks_sasrec"] == tags["ranks_gru4rec"] == "1"
+    assert tags["ranks_bag"] == tags["lgcd_model"] == "0"
