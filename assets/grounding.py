@@ -21,6 +21,7 @@ from models.sequence_encoder import DomainEncoder
 from models.text_embedding import EmbeddingError, TextEmbedder
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
+from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import VersionStore
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
@@ -67,6 +68,7 @@ def _retrieval_asset(cfg: DatasetConfig, source: str, ins: dict) -> dg.AssetsDef
 
     decorate = dg.asset(name=pseudo_asset(source), group_name=groups.PSEUDO, ins=ins,
                         kinds={"faiss", "parquet"}, description=_retrieval_asset.__doc__,
+                        op_tags=priority(PRIORITY_CHAIN),
                         code_version=code_version("ground1", source, cfg.grounding,
                                                   cfg.embedding))
     if source == "retrieval":
@@ -92,6 +94,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     ins |= {f"enc_{d.lower()}": dg.AssetIn(key=encoder_asset(d)) for d in ("A", "B")}
 
     @dg.asset(group_name=groups.PSEUDO, ins=ins, kinds={"faiss", "parquet"},
+              op_tags=priority(PRIORITY_CHAIN),
               code_version=code_version("ground1", cfg.grounding, cfg.embedding))
     def pseudo_sequences(context: dg.AssetExecutionContext, store: VersionStore,
                          pseudo_generations: pl.DataFrame, sequences: pl.DataFrame,

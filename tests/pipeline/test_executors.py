@@ -56,7 +56,7 @@ def test_the_long_chain_and_the_long_baselines_start_first(demo_cfg, tmp_path):
     tags = {a.node_def.name: a.node_def.tags.get("dagster/priority", "0")
             for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
     for name in ("item_text_embeddings_a", "sequence_encoder_b", "llm_model",
-                 "pseudo_generations"):
+                 "pseudo_generations", "pseudo_sequences"):
         assert tags[name] == "2", name
     assert tags["ranks_sasrec"] == tags["ranks_gru4rec"] == "1"
     assert tags["ranks_bag"] == tags["lgcd_model"] == "0"
