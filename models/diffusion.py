@@ -142,8 +142,11 @@ class Denoiser(nn.Module):
                                  nn.Linear(ffn_mult * d, d), nn.Dropout(dropout))
 
     def keys(self, z: Tensor | None) -> tuple[Tensor, Tensor] | Tensor | None:
-        """What ``step`` needs of Z_cond (B, K, d): per-head keys and values (B, K, H, d/H)
-        each; the first token for ``linear``; None when unconditioned."""
+        """What ``step`` needs of Z_cond (B, K, d), computed once per reverse process.
+
+        Per-head keys and values (B, K, H, d/H) each; the first token for ``linear``; None
+        when unconditioned.
+        """
         if z is None or self.conditioning == "none":
             return None
         if self.conditioning == "linear":
@@ -169,12 +172,10 @@ class Denoiser(nn.Module):
         return self.attn.out_proj(out)
 
     def step(self, x_t: Tensor, e_t: Tensor, kv) -> Tensor:
-        """Eqs 12 to 16 given e_t (B, d) or (1, d) and ``keys(z)``: x_t (B, d) -> x_hat_0 (B, d)."""
+        """Eqs 12 to 16 given e_t (B, d) or (1, d) and ``keys(z)``; x_t (B, d) -> (B, d)."""
         x = x_t + e_t  # eq 12
-        if self.conditioning == "linear":
-            x_hat = self.mix(torch.cat([x, kv], dim=-1))  # (B, d)
-        else:
-            x_hat = self._attend(x, kv)  # eq 13
+        linear = self.conditioning == "linear"
+        x_hat = self.mix(torch.cat([x, kv], dim=-1)) if linear else self._attend(x, kv)  # eq 13
         x1 = x + x_hat  # eq 14
         return x1 + self.ffn(x1)  # eqs 15 and 16
 
