@@ -22,6 +22,11 @@ EXECUTORS = ("multiprocess", "in_process", "k8s", "celery")
 GPU_POOL = "gpu"
 
 
+def executor_name(name: str | None = None) -> str:
+    """``name``, else ``$LGCD_EXECUTOR``, else the default ``multiprocess``."""
+    return name or os.environ.get(ENV_EXECUTOR, "multiprocess")
+
+
 def priority(level: int) -> dict[str, str]:
     """Op tags that order ready steps when fewer slots than steps are free (higher first).
 
@@ -39,8 +44,7 @@ PRIORITY_CHAIN, PRIORITY_LONG = 2, 1
 
 def concurrent_steps(name: str | None = None) -> int:
     """How many steps of one run may share this machine's cores under executor ``name``."""
-    name = name or os.environ.get(ENV_EXECUTOR, "multiprocess")
-    return (os.cpu_count() or 2) if name == "multiprocess" else 1
+    return (os.cpu_count() or 2) if executor_name(name) == "multiprocess" else 1
 
 
 def step_threads(configured: int, executor: str | None = None) -> int:
@@ -93,7 +97,7 @@ def k8s_config(assets: list[dg.AssetsDefinition]) -> dict:
 
 def build_executor(name: str | None, assets: list[dg.AssetsDefinition]) -> dg.ExecutorDefinition:
     """Executor for ``name`` (default ``$LGCD_EXECUTOR`` or multiprocess)."""
-    name = name or os.environ.get(ENV_EXECUTOR, "multiprocess")
+    name = executor_name(name)
     if name not in EXECUTORS:
         raise ValueError(f"{ENV_EXECUTOR}={name!r}; allowed {list(EXECUTORS)}")
     if name == "in_process":
