@@ -54,6 +54,15 @@ SETTINGS: dict[str, dict] = {
     "bias_x0_hat": {"item_bias": True, "train_start": "x0_hat"},
     "bias_x0_hat_lr_3e-4": {"item_bias": True, "train_start": "x0_hat", "lr": 3e-4},
     "bias_finetune_lr_1e-4": {"item_bias": True, "finetune_encoders": True, "lr": 1e-4},
+    # every cross-domain target of the real overlapping users, not their last item only
+    "every": {"overlap_targets": "every"},
+    "every_bias": {"overlap_targets": "every", "item_bias": True},
+    "every_x0_hat": {"overlap_targets": "every", "train_start": "x0_hat"},
+    "every_finetune_lr_3e-4": {"overlap_targets": "every", "finetune_encoders": True,
+                               "lr": 3e-4},
+    "residual": {"item_residual": True},
+    "residual_bias": {"item_residual": True, "item_bias": True},
+    "residual_every": {"item_residual": True, "overlap_targets": "every"},
     "wo_diffusion": {"use_diffusion": False},
     "wo_diffusion_finetune": {"use_diffusion": False, "finetune_encoders": True},
 }
@@ -74,6 +83,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override lgcd.epochs")
     parser.add_argument("--patience", type=int, default=None, help="override lgcd.patience")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="override lgcd.seed")
+    parser.add_argument("--valid-users", type=int, default=None,
+                        help="override lgcd.max_valid_users (0: the whole valid split)")
     parser.add_argument("--pseudo", default="pseudo_sequences", help="pseudo-sequence asset")
     args = parser.parse_args()
     names = args.settings.split(",")
@@ -85,9 +97,11 @@ def main() -> None:
     sequences, pseudo = latest(root, "sequences"), latest(root, args.pseudo)
     ckpts = {d: latest(root, f"sequence_encoder_{d.lower()}") for d in ("A", "B")}
     stage = cfg.lgcd
-    budget = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience)) if v}
+    budget = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
+                                ("seed", args.seed)) if v is not None}
     base = dataclasses.replace(stage.model, **budget)
-    valid, _ = validation_rows(sequences, stage.max_valid_users, base.seed)
+    n_valid = stage.max_valid_users if args.valid_users is None else (args.valid_users or None)
+    valid, _ = validation_rows(sequences, n_valid, base.seed)
     results: dict[str, tuple[float, float, float, int, dict]] = {}
     with torch_threads(args.threads) as threads:
         for name in names:

@@ -25,6 +25,7 @@ CondTokens = Literal["cond", "cond+modalities"]
 SqReduce = Literal["sum", "mean"]
 EpochUnit = Literal["overlap", "pseudo"]
 TrainStart = Literal["guesser", "x0_hat"]
+OverlapTargets = Literal["last", "every"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ class LGCDConfig:
     train_start: TrainStart = "guesser"  # h_init in training: g(h_cond) as at test | "x0_hat"
     cross_id: bool = False  # overlap rows' h_ID also reads their real target IDs (W_x)
     item_bias: bool = False  # learned per-item bias b_i on the target logits (eq 25)
+    item_residual: bool = False  # learned residual added to the frozen target table E_fusion
     pseudo_weight: float | None = None  # loss share of the pseudo stream; None: its row share
+    overlap_targets: OverlapTargets = "last"  # overlap users' L_rec targets: last item | "every"
 
     # --- losses (equations 26 and 27)
     w_diff: float = 1.0
@@ -128,7 +131,8 @@ class LGCDConfig:
                        f"(w_{', w_'.join(self.active_losses())}); nothing would train")
         if self.pseudo_weight is not None and not 0.0 <= self.pseudo_weight <= 1.0:
             raise fail(f"pseudo_weight={self.pseudo_weight}; allowed [0, 1] or null (row share)")
-        choices = {"epoch_unit": ("overlap", "pseudo"), "train_start": ("guesser", "x0_hat")}
+        choices = {"epoch_unit": ("overlap", "pseudo"), "train_start": ("guesser", "x0_hat"),
+                   "overlap_targets": ("last", "every")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")

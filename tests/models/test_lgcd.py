@@ -226,22 +226,38 @@ def test_each_loss_term_reaches_its_own_parameters_only(train_start):
     reverse path, rec everything on the path; nothing reaches the other direction. With
     train_start="guesser" L_rec flows through g -> reverse -> fusion as at inference."""
     torch.manual_seed(0)
-    model = LGCD(LGCDConfig(**SMALL, train_start=train_start, item_bias=True),
-                 fake_encoders({"A": 30, "B": 30}, d=D))
+    model = LGCD(LGCDConfig(**SMALL, train_start=train_start, item_bias=True,
+                            item_residual=True), fake_encoders({"A": 30, "B": 30}, d=D))
     with torch.no_grad():  # a live fusion head, so a path through it would show
         for p in model.paths["AB"].parameters():
             p.add_(0.1 * torch.randn_like(p))
     _, losses = model(LGCDBatch({"AB": _pseudo_and_overlap(8, 9)}))
     cond, guess, denoise = "AB.cond_fusion", "AB.guesser", "AB.diffusion"
-    fusion, bias = "AB.fusion", "AB.item_bias"
+    fusion, bias, residual = "AB.fusion", "AB.item_bias", "AB.item_residual"
     expected = {
         "diff": {cond, denoise},
         "guess": {cond, guess},
         "align": {cond, denoise} | ({guess} if train_start == "guesser" else set()),
-        "rec": {cond, denoise, fusion, bias} | ({guess} if train_start == "guesser" else set()),
+        "rec": {cond, denoise, fusion, bias, residual}
+        | ({guess} if train_start == "guesser" else set()),
     }
     for name, want in expected.items():
         assert _reached(model, losses[name]) == want, name
+
+
+def test_item_residual_starts_at_the_encoders_table_and_moves_only_the_target_scores():
+    encoders = fake_encoders({"A": 30, "B": 30}, d=D)
+    torch.manual_seed(0)
+    plain = LGCD(LGCDConfig(**SMALL), encoders)
+    torch.manual_seed(0)
+    model = LGCD(LGCDConfig(**SMALL, item_residual=True), encoders)
+    h = torch.randn(4, D)
+    assert torch.equal(model.logits("AB", h), plain.logits("AB", h))
+    with torch.no_grad():
+        model.paths["AB"].item_residual[3] += 1.0
+    moved = model.logits("AB", h) - plain.logits("AB", h)  # (4, 30)
+    assert torch.allclose(moved[:, 3], h.sum(-1)) and not moved[:, [0, 1, 2, 4]].any()
+    assert torch.equal(model.logits("BA", h), plain.logits("BA", h))
 
 
 def test_a_zero_weight_on_every_active_loss_is_a_config_error():

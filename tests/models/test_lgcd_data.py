@@ -7,6 +7,7 @@ from models.lgcd_data import (
     CyclicSampler,
     TrainBatches,
     collate,
+    every_target_rows,
     row_from_record,
     rows_from_records,
 )
@@ -197,3 +198,39 @@ def test_an_overlap_epoch_also_passes_once_over_the_pseudo_users(train_rows):
     pseudo = [_signature(collate([r]).paths[r.direction], 0)
               for r in train_rows if r.kind == "pseudo"]
     assert sorted(seen) == sorted(pseudo)  # each pseudo user once
+
+
+def _overlap_row():
+    return row_from_record(dict(user="o", items=[1, 2, 3, 4, 5], domains=["A", "A", "B", "A", "B"],
+                                source_domain="B", target_domain="A", target_item=6,
+                                kind="overlap", split="train"))
+
+
+def test_every_target_rows_are_the_cross_domain_moments_of_a_user():
+    """A history A A B A B -> A: each item after one of the other domain is a target."""
+    rows = every_target_rows(_overlap_row())
+    got = [(r.items, r.source_domain, r.target_domain, r.target_item) for r in rows]
+    assert got == [((1, 2), "A", "B", 3),  # the first two A items precede no B item
+                   ((1, 2, 3), "B", "A", 4),
+                   ((1, 2, 3, 4), "A", "B", 5),
+                   ((1, 2, 3, 4, 5), "B", "A", 6)]
+    assert rows[-1] == _overlap_row()  # the last target is the row itself
+    assert all(r.kind == "overlap" and not any(r.is_pseudo) for r in rows)
+    with pytest.raises(ValueError, match="only real overlap rows"):
+        every_target_rows(row_from_record(_pseudo_record()))
+
+
+def test_every_target_epochs_keep_their_length_and_move_through_the_pool(train_rows):
+    """An epoch draws one overlap row per user; successive epochs see other targets."""
+    last = TrainBatches(train_rows, LGCDConfig(overlap_batch_size=4))
+    every = TrainBatches(train_rows, LGCDConfig(overlap_batch_size=4, overlap_targets="every"))
+    n_users = sum(r.kind == "overlap" for r in train_rows)
+    assert len(every.overlap) > n_users == len(last.overlap)
+    assert every.steps_per_epoch == last.steps_per_epoch
+    assert every.pseudo_weight == pytest.approx(last.pseudo_weight)
+
+    def targets(epoch):
+        return {(d, int(b.row[i]), int(b.target[i])) for batch in every.epoch(epoch)
+                for d, b in batch.paths.items() for i in range(len(b)) if b.is_overlap[i]}
+    assert targets(0) != targets(1)
+    assert targets(0) == targets(0)  # a pure function of (seed, epoch)
