@@ -29,8 +29,9 @@ from models.report import (
     protocol_heading,
     pseudo_source_models,
     pseudo_sources_markdown,
-    significance,
     significance_markdown,
+    significance_verdict,
+    significance_vs,
     summarize,
     sweep_markdown,
     sweep_metrics,
@@ -49,12 +50,14 @@ def _image(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-def _significance_table(tests: dict, model: str, baseline: str, protocol: str) -> pl.DataFrame:
+def _significance_table(tests: dict, model: str, protocol: str) -> pl.DataFrame:
+    """One row per (baseline, target domain) of :func:`significance_vs`'s tests."""
     rows = [{"model": model, "baseline": baseline, "protocol": protocol, "target_domain": d,
              "users": t.n,
              "ndcg@10_model": t.mean_a, "ndcg@10_baseline": t.mean_b, "diff": t.diff,
              "wins": t.wins, "losses": t.losses, "p_value": t.p_value,
-             "permutations": t.permutations} for d, t in tests.items()]
+             "permutations": t.permutations}
+            for baseline, by_domain in tests.items() for d, t in by_domain.items()]
     return pl.DataFrame(rows) if rows else pl.DataFrame({"model": [], "p_value": []},
                                                         schema={"model": pl.String,
                                                                 "p_value": pl.Float64})
@@ -74,7 +77,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     compare = cfg.format == "llmcdsr" and is_food_kitchen(cfg.domain_categories())
 
     @dg.asset(group_name=groups.EVALUATION, ins=ins, kinds={"parquet", "matplotlib"},
-              code_version=code_version("report2", ev.permutations, table3, by_source, others,
+              code_version=code_version("report3", ev.permutations, table3, by_source, others,
                                         compare, names, ev.protocols, ev.n_negatives))
     def report(context: dg.AssetExecutionContext, store: VersionStore,
                evaluation: dict[str, pl.DataFrame], **sweep: pl.DataFrame) -> dg.MaterializeResult:
@@ -114,11 +117,16 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         tables = {"results": evaluation["metrics"], "summary": summary}
         best = best_baseline(summary, baselines, protocol=primary)
         if best is not None and "lgcd" in models:
-            tests = significance(ranks, "lgcd", best, ev.permutations, protocol=primary)
+            tests = significance_vs(ranks, "lgcd", baselines, ev.permutations, protocol=primary)
             meta["significance"] = dg.MetadataValue.md(
                 significance_markdown(tests, "lgcd", best, names, primary))
-            meta["p_value_vs_best_baseline"] = tests["all"].p_value if "all" in tests else np.nan
-            tables["significance"] = _significance_table(tests, "lgcd", best, primary)
+            verdict = significance_verdict(tests, "lgcd")
+            meta["table1"] = dg.MetadataValue.md(f"{meta['table1'].value}\n\n{verdict}")
+            meta["p_value_vs_best_baseline"] = (tests[best]["all"].p_value
+                                                if "all" in tests[best] else np.nan)
+            meta["p_values_pooled"] = dg.MetadataValue.json(
+                {b: t["all"].p_value for b, t in tests.items() if "all" in t})
+            tables["significance"] = _significance_table(tests, "lgcd", primary)
         if compare and "all" in ev.protocols:  # the paper's numbers are for its own protocol
             comparison = paper_comparison(summary, protocol="all")
             meta["paper_comparison"] = dg.MetadataValue.md(

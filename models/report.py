@@ -336,18 +336,58 @@ def significance(ranks: pl.DataFrame, model: str, baseline: str, permutations: i
     return out
 
 
-def significance_markdown(tests: dict[str, PairedTest], model: str, baseline: str,
+def significance_vs(ranks: pl.DataFrame, model: str, baselines: Sequence[str], permutations: int,
+                    seed: int = 0, protocol: str | None = None) -> dict[str, dict[str, PairedTest]]:
+    """:func:`significance` of ``model`` against each baseline: baseline -> domain -> test.
+
+    Why every baseline and not only the best: "better than popularity" and "better than
+    the strongest model" are different claims, and a reader wants both answered.
+    """
+    return {b: significance(ranks, model, b, permutations, seed, protocol) for b in baselines}
+
+
+def significance_markdown(tests: dict[str, dict[str, PairedTest]], model: str, best: str | None,
                           domain_names: dict[str, str], protocol: str | None = None) -> str:
+    """One table: per baseline (the best one first), per target domain and pooled."""
     names = {**domain_names, "all": "both"}
     under = "" if protocol is None else f" under protocol `{protocol}`"
     lines = [f"Paired sign-flip permutation test, per-user test NDCG@10 (mean over seeds){under}, "
-             f"**{model}** vs the best baseline **{baseline}**:", "",
-             "| domain | users | NDCG@10 model | NDCG@10 baseline | difference | wins/losses | p |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for domain, t in tests.items():
-        lines.append(f"| {names[domain]} | {t.n} | {t.mean_a:.4f} | {t.mean_b:.4f} | "
-                     f"{t.diff:+.4f} | {t.wins}/{t.losses} | {t.p_value:.4g} |")
+             f"**{model}** vs each baseline (the best baseline, **{best}**, first):", "",
+             "| baseline | domain | users | NDCG@10 model | NDCG@10 baseline | difference "
+             "| wins/losses | p |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    order = sorted(tests, key=lambda b: (b != best, b))
+    for baseline in order:
+        for domain, t in tests[baseline].items():
+            lines.append(f"| {baseline} | {names[domain]} | {t.n} | {t.mean_a:.4f} | "
+                         f"{t.mean_b:.4f} | {t.diff:+.4f} | {t.wins}/{t.losses} | "
+                         f"{t.p_value:.4g} |")
     return "\n".join(lines)
+
+
+def significance_verdict(tests: dict[str, dict[str, PairedTest]], model: str,
+                         alpha: float = 0.01) -> str:
+    """One sentence for under Table 1: which baselines ``model`` beats on the pooled test users."""
+    pooled = {b: t["all"] for b, t in tests.items() if "all" in t}
+    if not pooled:
+        return ""
+    better = [b for b, t in pooled.items() if t.diff > 0 and t.p_value < alpha]
+    worse = [b for b, t in pooled.items() if t.diff < 0 and t.p_value < alpha]
+    tied = [b for b in pooled if b not in better and b not in worse]
+
+    def listing(names: list[str]) -> str:
+        return ", ".join(f"{b} (p={pooled[b].p_value:.2g})" for b in sorted(names))
+
+    parts = []
+    if better:
+        parts.append(f"significantly better than {listing(better)}")
+    if worse:
+        parts.append(f"significantly worse than {listing(worse)}")
+    if tied:
+        parts.append(f"not significantly different from {listing(tied)}")
+    n = next(iter(pooled.values())).n
+    return (f"**{model}** on the {n} pooled test users (paired test of NDCG@10, "
+            f"p < {alpha}): " + "; ".join(parts) + ".")
 
 
 def sweep_metrics(ranks: pl.DataFrame, split: str = "test") -> pl.DataFrame:

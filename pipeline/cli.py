@@ -118,6 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Running job '{args.job}' with the {executor} executor.")
         result = _execute(args.job, executor, instance, selection)
         elapsed = time.time() - started
+        _print_stage_times(defs, instance, result.run_id)
         if not result.success:
             for event in result.all_events:
                 if event.is_step_failure:
@@ -129,6 +130,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nDagster instance: {home}")
     print("Open the UI:  make ui   then browse http://127.0.0.1:3000")
     return 0
+
+
+def _print_stage_times(defs, instance, run_id: str) -> None:
+    from pipeline.run_timing import format_stage_times, stage_times
+
+    graph = defs.resolve_asset_graph()
+    times = stage_times(instance.all_logs(run_id), lambda key: graph.get(key).group_name)
+    print(f"\nWall time per stage (run {run_id}):\n{format_stage_times(times)}")
 
 
 def _print_where(defs, instance) -> None:

@@ -19,6 +19,9 @@ from models.report import (
     pseudo_source_models,
     pseudo_sources_markdown,
     significance,
+    significance_markdown,
+    significance_verdict,
+    significance_vs,
     summarize,
     sweep_markdown,
     sweep_metrics,
@@ -160,6 +163,28 @@ def test_best_baseline_and_paired_significance():
     assert b == pytest.approx(np.full(8, (1 / np.log2(11) + 1) / 2))
     tests = significance(ranks, "lgcd", "sasrec", permutations=500)
     assert set(tests) == {"A", "B", "all"} and tests["all"].p_value < 0.01
+
+
+def test_significance_against_every_baseline_and_the_verdict_under_table1():
+    ranks = ranks_table()
+    twin = ranks.filter(pl.col("model") == "sasrec").with_columns(model=pl.lit("sasrec_twin"))
+    ranks = pl.concat([ranks, twin])
+    tests = significance_vs(ranks, "sasrec", ["lgcd", "popularity", "sasrec_twin"],
+                            permutations=2000)
+    assert set(tests) == {"lgcd", "popularity", "sasrec_twin"}
+    assert tests["popularity"]["all"].diff > 0 and tests["popularity"]["all"].p_value < 0.01
+    assert tests["lgcd"]["all"].diff < 0 and tests["lgcd"]["all"].p_value < 0.01
+    assert tests["sasrec_twin"]["all"].diff == 0 and tests["sasrec_twin"]["all"].p_value == 1.0
+    verdict = significance_verdict(tests, "sasrec")
+    assert verdict.startswith("**sasrec** on the 8 pooled test users")
+    assert "significantly better than popularity (p=" in verdict
+    assert "significantly worse than lgcd (p=" in verdict
+    assert "not significantly different from sasrec_twin (p=1)" in verdict
+    table = significance_markdown(tests, "sasrec", "lgcd", NAMES, "all").splitlines()
+    rows = [line for line in table if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 9  # 3 baselines x (Food, Kitchen, both)
+    assert rows[0].startswith("| lgcd | Food | 4 |")  # the best baseline comes first
+    assert significance_verdict({}, "sasrec") == ""
 
 
 def test_sweep_points_and_plots():
