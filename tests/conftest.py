@@ -5,6 +5,10 @@ LGCD, crash-resume and determinism tests build on that one run instead of each m
 """
 
 import dataclasses
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +23,19 @@ SHARED_DATA = settings.PROJECT_ROOT.parent / "shared" / "data"
 LLMCDSR_DIR = SHARED_DATA / "llmcdsr-food-kitchen"
 
 
+# The small test corpora keep the generator's defaults and the old demo's split (80% of the
+# overlapping users train), not configs/demo.yaml's report-sized choices: the tests need
+# training users more than test users, and their sizes stay what they were measured at.
+SMALL_CORPUS = {"zipf_exponent": 1.05, "taste_concentration": 0.25}
+SMALL_SPLIT = {"train_fraction": 0.8, "window_days": 365, "executor": "in_process"}
+
+
 def small_demo_config(**synthetic_overrides) -> DatasetConfig:
     """The demo pair at the generator's smallest scale, for fast end-to-end tests."""
     cfg = load_dataset_config(settings.PROJECT_ROOT / "configs" / "demo.yaml")
-    synth = dataclasses.replace(cfg.synthetic, **{"n_reviews": 4000, **synthetic_overrides})
-    return dataclasses.replace(cfg, synthetic=synth)
+    synth = dataclasses.replace(cfg.synthetic, **{"n_reviews": 4000, **SMALL_CORPUS,
+                                                  **synthetic_overrides})
+    return dataclasses.replace(cfg, synthetic=synth, **SMALL_SPLIT)
 
 
 def write_demo_yaml(tmp_path: Path, drop: tuple[str, ...] = (), **over) -> Path:
@@ -41,7 +53,8 @@ def write_demo_yaml(tmp_path: Path, drop: tuple[str, ...] = (), **over) -> Path:
 # backend, 4 users per direction, 2 prompts a chunk); 1-epoch encoders; a 4-epoch d=16 LGCD;
 # evaluation on one seed against popularity, item-KNN and a 1-epoch SASRec
 TINY = {
-    "synthetic": {"n_reviews": 8000, "overlap_fraction": 0.5, "n_themes": 8},
+    **SMALL_SPLIT,
+    "synthetic": {"n_reviews": 8000, "overlap_fraction": 0.5, "n_themes": 8, **SMALL_CORPUS},
     "generation": {"backend": "transformers", "max_users_per_direction": 4, "max_tokens": 16,
                    "chunk_size": 2},
     "encoder": {"d": 16, "n_heads": 2, "n_layers": 1, "epochs": 1, "patience": 1, "device": "cpu"},
@@ -64,10 +77,13 @@ def write_tiny_yaml(folder: Path, seed: int = 0, **sections) -> Path:
     """configs/demo.yaml cut down to :data:`TINY`, with ``seed`` and keys added to ``sections``
     (mappings are merged into TINY's section, scalars such as ``executor`` set as given)."""
     folder.mkdir(parents=True, exist_ok=True)
-    merged = {name: ({**TINY.get(name, {}), **sections.get(name, {})}
-                     if isinstance(sections.get(name, {}), dict) else sections[name])
-              for name in {*TINY, *sections}}
-    return write_demo_yaml(folder, seed=seed, **merged)
+    def merge(name: str):
+        tiny, given = TINY.get(name), sections.get(name)
+        if isinstance(tiny, dict) and (given is None or isinstance(given, dict)):
+            return {**tiny, **(given or {})}
+        return given if name in sections else tiny
+
+    return write_demo_yaml(folder, seed=seed, **{name: merge(name) for name in {*TINY, *sections}})
 
 
 def open_instance(home: Path) -> dg.DagsterInstance:
@@ -137,6 +153,52 @@ def tiny_pipeline(tmp_path_factory) -> PipelineRun:
     """
     folder = tmp_path_factory.mktemp("tiny_pipeline")
     return run_everything(write_tiny_yaml(folder), folder)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """``pipeline.cli demo`` on configs/demo.yaml, as README's first command runs it."""
+
+    env: dict[str, str]  # LGCD_DATASET, LGCD_STORAGE_ROOT and DAGSTER_HOME of the run
+    home: Path
+    root: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(args: list[str], env: dict[str, str], offline: bool = False,
+            **kw) -> subprocess.CompletedProcess:
+    """``python -m pipeline.cli ARGS``; ``offline`` in a network namespace with only loopback."""
+    command = [sys.executable, "-m", "pipeline.cli", *args]
+    if offline:
+        inner = " ".join(command)
+        command = ["unshare", "-rn", "sh", "-c", f"ip link set lo up && exec {inner}"]
+    return subprocess.run(command, cwd=settings.PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, **kw)
+
+
+def can_isolate_network() -> bool:
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    return subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """The embedded demo at its real size, once per session (about 5 minutes on 2 cores).
+
+    Offline where the machine can isolate the network. The CLI test checks the run and
+    its results; the browser test serves the same instance, whose report is the one a new
+    user sees first.
+    """
+    folder = tmp_path_factory.mktemp("demo_run")
+    env = {**os.environ, "LGCD_DATASET": "demo", "LGCD_STORAGE_ROOT": str(folder / "storage"),
+           "DAGSTER_HOME": str(folder / "home")}
+    env.pop("LGCD_EXECUTOR", None)  # the dataset config's executor, as `make demo` runs it
+    out = run_cli(["demo"], env, offline=can_isolate_network())
+    return DemoRun(env, folder / "home", folder / "storage", out.returncode, out.stdout,
+                   out.stderr)
 
 
 @pytest.fixture(scope="module")

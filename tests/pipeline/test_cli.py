@@ -1,79 +1,106 @@
 """The README's first command end to end, plus `where` and `gc`.
 
-``pipeline.cli demo`` runs inside a fresh network namespace (``unshare -rn``) with
-only loopback up: every model comes from local packages, and nothing at run time
-may open a network connection. It runs under the multiprocess executor (one
-process per step, the GPU pool serializing GPU steps), so the same run also proves
-that the deployed executor materializes the whole graph; the in-process path is
-what every other end-to-end test uses. The dataset is the tiny demo (tests/conftest.py
-TINY) with the demo's own LLM backend (vLLM when .venv-llm has it): every asset of
-the graph at a CI-sized cost. The full demo's scale is `make demo` (README).
+``pipeline.cli demo`` runs the embedded demo at its real size (configs/demo.yaml, once
+per session: tests/conftest.py ``demo_run``) inside a fresh network namespace
+(``unshare -rn``) with only loopback up: every model comes from local packages, and
+nothing at run time may open a network connection. The demo's executor is multiprocess
+(one process per step, the GPU pool serializing GPU steps), so the same run proves that
+the deployed executor materializes the whole graph; the in-process path is what every
+other end-to-end test uses. The LLM runs on the demo's own backend (vLLM when .venv-llm
+has it). The run's report must show a result: LGCD significantly better than the
+popularity and item-KNN floors on at least 600 cold-start test users.
 """
 
 import os
-import shutil
-import subprocess
-import sys
 
 import dagster as dg
+import polars as pl
 import pytest
 import torch
 
+from assets import groups
 from pipeline import storage
+from pipeline.config import load_dataset_config
+from pipeline.definitions import build_definitions
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import write_tiny_yaml
-
-
-def _run(args, env, offline=False, **kw):
-    command = [sys.executable, "-m", "pipeline.cli", *args]
-    if offline:
-        inner = " ".join(command)
-        command = ["unshare", "-rn", "sh", "-c", f"ip link set lo up && exec {inner}"]
-    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, **kw)
-
-
-def _can_isolate_network() -> bool:
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return False
-    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
-    return probe.returncode == 0
+from tests.conftest import can_isolate_network, run_cli
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    import os
-
     e = dict(os.environ)
     e.update(LGCD_STORAGE_ROOT=str(tmp_path / "storage"), DAGSTER_HOME=str(tmp_path / "home"))
     return e
 
 
+def _latest(instance, key: str):
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    assert event is not None, f"{key} was never materialized"
+    return event.asset_materialization
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not _can_isolate_network(), reason="needs `unshare -rn` (util-linux) to block the network")
-def test_demo_materializes_everything_offline_then_gc_keeps_only_latest(env, tmp_path):
-    env["LGCD_DATASET"] = str(write_tiny_yaml(tmp_path / "config", generation={"backend": "auto"},
-                                              executor="multiprocess"))
-    out = _run(["demo"], env, offline=True)  # the executor comes from the dataset config
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "with the multiprocess executor" in out.stdout
+@pytest.mark.skipif(not can_isolate_network(), reason="needs `unshare -rn` (util-linux) to block the network")
+def test_demo_materializes_everything_offline_and_prints_stage_times(demo_run):
+    assert demo_run.returncode == 0, demo_run.stderr[-3000:]
+    out = demo_run.stdout
+    assert "with the multiprocess executor" in out  # the executor comes from the dataset config
     slots = 1 if torch.cuda.is_available() else os.cpu_count()  # no GPU: the pool shares cores
-    assert f"Pool 'gpu': {slots} step(s) at once" in out.stdout
-    assert "Materialized job 'full_rebuild'" in out.stdout and "raw_sources" in out.stdout
-    assert "http://127.0.0.1:3000" in out.stdout
-    assert (tmp_path / "home" / "dagster.yaml").is_file()
-    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("pseudo_generations"))
+    assert f"Pool 'gpu': {slots} step(s) at once" in out
+    assert "Materialized job 'full_rebuild'" in out and "raw_sources" in out
+    assert "http://127.0.0.1:3000" in out
+    table = out.split("Wall time per stage")[1].split("\n\n")[0].splitlines()[2:]
+    stages = {line.split()[0] for line in table}
+    assert {groups.RAW, groups.PREPARE, groups.ENCODERS, groups.PSEUDO, groups.LGCD,
+            groups.EVALUATION, groups.BASELINES} <= stages, table
+    assert (demo_run.home / "dagster.yaml").is_file()
+    defs = build_definitions(load_dataset_config(PROJECT_ROOT / "configs" / "demo.yaml"),
+                             demo_run.root)
+    with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
+        for key in defs.resolve_asset_graph().get_all_asset_keys():
+            _latest(instance, key.to_user_string())
+        generations = _latest(instance, "pseudo_generations")
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == slots
     has_vllm = any((PROJECT_ROOT / ".venv-llm").glob("lib/python*/site-packages/vllm/__init__.py"))
-    assert event.asset_materialization.metadata["backend"].value == ("vllm" if has_vllm else "transformers")
-    root = tmp_path / "storage"
+    assert generations.metadata["backend"].value == ("vllm" if has_vllm else "transformers")
+
+
+@pytest.mark.slow
+def test_demo_report_shows_lgcd_beating_the_floors_on_600_test_users(demo_run):
+    assert demo_run.returncode == 0, demo_run.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
+        sequences = storage.read(_latest(instance, "sequences").metadata["path"].value)
+        report = _latest(instance, "report").metadata
+    held_out = dict(sequences.filter(pl.col("split") != "train")
+                    .group_by("split", "target_domain").len()
+                    .select(pl.concat_str("split", "target_domain"), "len").iter_rows())
+    assert held_out["testA"] + held_out["testB"] >= 600, held_out
+    assert held_out["validA"] + held_out["validB"] >= 600, held_out
+    assert min(held_out.values()) >= 200, held_out  # both directions, both held-out splits
+    tests = storage.read(report["path"].value)["significance"]
+    pooled = {row["baseline"]: row for row in tests.filter(
+        pl.col("target_domain") == "all").iter_rows(named=True)}
+    for floor in ("popularity", "item_knn"):
+        row = pooled[floor]
+        assert row["users"] >= 600 and row["diff"] > 0 and row["p_value"] < 0.01, row
+    verdict = report["table1"].value.rsplit("\n\n", 1)[1]
+    assert verdict.startswith(f"**lgcd** on the {pooled['popularity']['users']} pooled test users")
+    better = verdict.split("significantly better than ")[1].split(";")[0]
+    assert "popularity (p=" in better and "item_knn (p=" in better
+    assert "| popularity | both |" in report["significance"].value
+
+
+@pytest.mark.slow
+def test_missing_where_and_gc_keep_only_what_the_latest_run_uses(demo_run):
+    assert demo_run.returncode == 0, demo_run.stderr[-3000:]
+    env, root = demo_run.env, demo_run.root
     # An orphan version (as if left by an older run) is removed; referenced ones stay.
     orphan = storage.write(root, ["raw_sources"], storage.FileTree(PROJECT_ROOT / "configs"))
-    again = _run(["demo", "--missing"], env)  # nothing left undone: no second run
+    again = run_cli(["demo", "--missing"], env)  # nothing left undone: no second run
     assert again.returncode == 0 and "Nothing to do" in again.stdout, again.stderr[-2000:]
-    where = _run(["where"], env)
+    where = run_cli(["where"], env)
     assert "raw_sources" in where.stdout
-    gc = _run(["gc"], env)
+    gc = run_cli(["gc"], env)
     assert gc.returncode == 0, gc.stderr
     assert not orphan.exists()
     referenced = {line.split()[0]: line.split()[1] for line in where.stdout.splitlines()
@@ -87,7 +114,7 @@ def test_bad_storage_root_is_one_clear_line(env, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     env["LGCD_STORAGE_ROOT"] = str(blocker / "storage")
-    out = _run(["gc"], env)
+    out = run_cli(["gc"], env)
     assert out.returncode == 2
     assert "error: storage root" in out.stderr and str(blocker / "storage") in out.stderr
     assert "Traceback" not in out.stderr
@@ -95,6 +122,6 @@ def test_bad_storage_root_is_one_clear_line(env, tmp_path):
 
 def test_bad_dataset_name_is_one_clear_line(env):
     env["LGCD_DATASET"] = "no_such_pair"
-    out = _run(["where"], env)
+    out = run_cli(["where"], env)
     assert out.returncode == 2 and "no_such_pair.yaml does not exist" in out.stderr
     assert "Traceback" not in out.stderr

@@ -1,4 +1,4 @@
-"""The Dagster UI in a real browser: graph, jobs, schedule and a materialized asset's metadata.
+"""The Dagster UI in a real browser: graph, jobs, schedule, metadata and the demo's Table 1.
 
 Starts `dagster dev` on 127.0.0.1 in its own process group (it ignores signals
 sent to a background job otherwise; ../shared/NOTES.md), drives Debian's
@@ -6,7 +6,6 @@ Chromium headless through Playwright, saves screenshots under
 tests/artifacts/ui/, and stops the server with SIGTERM to the group.
 """
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -17,17 +16,15 @@ import urllib.request
 
 import dagster as dg
 import pytest
-import yaml
 
 from pipeline.definitions import build_definitions
-from pipeline.settings import PROJECT_ROOT, ensure_instance_home
+from pipeline.settings import PROJECT_ROOT
 from tests.conftest import small_demo_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "ui"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-UPSTREAM = "*sequence_encoder_a"
 
 
 def _free_port() -> int:
@@ -49,27 +46,12 @@ def _wait_http(url: str, timeout: float) -> None:
 
 
 @pytest.fixture
-def materialized(tmp_path):
-    """A small demo dataset config, materialized up to the domain-A encoder (a plot)."""
-    base = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-    base["synthetic"]["n_reviews"] = 4000
-    base["encoder"] = {"d": 16, "n_heads": 2, "n_layers": 1, "epochs": 2, "patience": 1}
-    config = tmp_path / "ui_demo.yaml"
-    config.write_text(yaml.safe_dump(base))
-    home = ensure_instance_home(tmp_path / "home")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "LGCD_DATASET": str(config),
-           "LGCD_STORAGE_ROOT": str(tmp_path / "storage")}
-    cfg = dataclasses.replace(small_demo_config(), encoder=dataclasses.replace(
-        small_demo_config().encoder, **base["encoder"]))
-    defs = build_definitions(cfg, tmp_path / "storage", executor="in_process")
-    selection = dg.AssetSelection.from_string(UPSTREAM).required_multi_asset_neighbors()
-    job = dg.define_asset_job("ui_upstream", selection=selection)
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert defs.resolve_job_def("ui_upstream").execute_in_process(instance=instance).success
+def materialized(demo_run):
+    """The demo run of this session (tests/conftest.py ``demo_run``): every asset, real size."""
+    assert demo_run.returncode == 0, demo_run.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
         mat = instance.get_latest_materialization_event(dg.AssetKey("sequences")).asset_materialization
-        env["EXPECTED_SEQUENCE_ROWS"] = str(mat.metadata["dagster/row_count"].value)
-    return env
+    return {**demo_run.env, "EXPECTED_SEQUENCE_ROWS": str(mat.metadata["dagster/row_count"].value)}
 
 
 @pytest.fixture
@@ -108,7 +90,7 @@ def _open(page, url: str) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's "
                     "chromium; this skip only happens where apt cannot install it)")
-def test_ui_shows_graph_jobs_schedule_and_metadata(server, tmp_path, request):
+def test_ui_shows_graph_jobs_schedule_metadata_and_a_nontrivial_table1(server, tmp_path, request):
     from playwright.sync_api import sync_playwright
 
     defs = build_definitions(small_demo_config(), tmp_path / "unused")
@@ -152,6 +134,23 @@ def test_ui_shows_graph_jobs_schedule_and_metadata(server, tmp_path, request):
         assert img.evaluate("el => el.naturalWidth") > 100  # the plot really rendered
         img.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "encoder_plot.png"))
+
+        _open(page, f"{server}/assets/report")  # Table 1, as a new user first sees the result
+        row = page.locator("tr", has=page.get_by_text("table1", exact=True)).first
+        row.get_by_text("[Show Markdown]").click()
+        table = page.locator("[role=dialog] table").first
+        table.wait_for()
+        header = [c.inner_text().strip() for c in table.locator("thead th").all()]
+        cells = [[c.inner_text().strip() for c in r.locator("td").all()]
+                 for r in table.locator("tbody tr").all()]
+        page.screenshot(path=str(ARTIFACTS / "report_table1.png"))
         browser.close()
-    for shot in ("asset_graph", "jobs", "schedules", "sequences_metadata", "encoder_plot"):
+    assert header[:3] == ["model", "Food HR@5", "Food HR@10"] and len(header) == 9, header
+    models = [r for r in cells if not r[0].startswith("⚠")]  # floor warnings span one cell
+    assert {"popularity", "item_knn", "lgcd"} <= {r[0] for r in models}, cells
+    for j, column in enumerate(header[1:], start=1):
+        means = {r[j].split("±")[0].strip() for r in models}
+        assert len(means) >= 3, f"Table 1 column {column!r} holds only {sorted(means)}"
+    for shot in ("asset_graph", "jobs", "schedules", "sequences_metadata", "encoder_plot",
+                 "report_table1"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000
