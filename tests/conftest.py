@@ -7,6 +7,7 @@ LGCD, crash-resume and determinism tests build on that one run instead of each m
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,6 +21,22 @@ from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 
 SHARED_DATA = settings.PROJECT_ROOT.parent / "shared" / "data"
+
+
+def pytest_configure(config) -> None:
+    """Give SIGINT and SIGTERM their default meaning when the suite starts with them ignored.
+
+    Why: a shell runs a background job (``make test &``, some CI launchers) with SIGINT
+    ignored, and Dagster's in-process execution maps SIGTERM onto SIGINT's handler each
+    time it restores that handler (``dagster/_utils/interrupts.py``). After the first
+    in-process run the suite would then ignore SIGTERM too, and so would every process it
+    starts: a multiprocessing pool could not be terminated (the storage-concurrency test
+    hung there), nor a ``dagster dev`` server.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 LLMCDSR_DIR = SHARED_DATA / "llmcdsr-food-kitchen"
 
 
