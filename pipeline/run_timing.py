@@ -23,7 +23,7 @@ class StageTime:
 
 
 def step_spans(events) -> dict[str, tuple[float, float]]:
-    """Map each step key to (start, end) of every step that started and finished (success or failure)."""
+    """Map each step that started and finished (success or failure) to its (start, end)."""
     import dagster as dg
 
     start: dict[str, float] = {}

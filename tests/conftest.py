@@ -21,6 +21,7 @@ from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 
 SHARED_DATA = settings.PROJECT_ROOT.parent / "shared" / "data"
+LLMCDSR_DIR = SHARED_DATA / "llmcdsr-food-kitchen"
 
 
 def pytest_configure(config) -> None:
@@ -37,7 +38,6 @@ def pytest_configure(config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-LLMCDSR_DIR = SHARED_DATA / "llmcdsr-food-kitchen"
 
 
 # The small test corpora keep the generator's defaults and the old demo's split (80% of the
