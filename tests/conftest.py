@@ -123,6 +123,13 @@ def materialize(cfg: DatasetConfig, root: Path, instance: dg.DagsterInstance,
                                                                      raise_on_error=False)
 
 
+def latest_materialization(instance: dg.DagsterInstance, key: str) -> dg.AssetMaterialization:
+    """The latest materialization of ``key``; a clear failure when it has none."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    assert event is not None, f"{key} was never materialized"
+    return event.asset_materialization
+
+
 def materialization_count(instance: dg.DagsterInstance, key: str) -> int:
     """How many times ``key`` was materialized (up to 100)."""
     return len(instance.fetch_materializations(dg.AssetKey(key), limit=100).records)

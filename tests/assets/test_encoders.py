@@ -16,6 +16,7 @@ from models.sequence_encoder import DomainEncoder, pad_sequences
 from models.text_embedding import EmbeddingConfig
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
+from tests.conftest import latest_materialization
 
 N_ITEMS = {"A": 30, "B": 24}
 WORDS = ["Tuscan", "Kyoto", "Bakery", "Espresso", "Texas", "Organic"]
@@ -73,22 +74,18 @@ def graph(demo_cfg, root, sequences=None, **embedding):
     return assets, {"store": store, "io_manager": VersionedIOManager(store=store)}
 
 
-def latest(instance, key):
-    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization
-
-
 @pytest.mark.slow
 def test_embeddings_and_encoders_materialize_per_domain(demo_cfg, storage_root, instance):
     assets, resources = graph(demo_cfg, storage_root)
     assert dg.materialize(assets, resources=resources, instance=instance).success
 
-    emb = latest(instance, "item_text_embeddings_a").metadata
+    emb = latest_materialization(instance, "item_text_embeddings_a").metadata
     assert emb["cache_misses"].value == 30 and emb["encoded_texts"].value == 30
     assert emb["empty_texts"].value == 1 and emb["dim"].value == 384
     table = storage.read(emb["path"].value)
     assert table.columns == ["item", "index", "embedding"] and table.height == 30
 
-    meta = latest(instance, "sequence_encoder_a").metadata
+    meta = latest_materialization(instance, "sequence_encoder_a").metadata
     assert 1 <= meta["best_epoch"].value <= meta["epochs_run"].value <= 3
     assert meta["train_sequences"].value + meta["valid_sequences"].value == 30
     assert "| 1" in meta["epochs"].value  # per-epoch table
@@ -104,11 +101,11 @@ def test_embeddings_and_encoders_materialize_per_domain(demo_cfg, storage_root, 
     assert enc.item_table().shape == (30, 16)
 
     # re-materializing the embeddings with unchanged items encodes nothing new
-    first_version = latest(instance, "item_text_embeddings_b").metadata["version"].value
+    first_version = latest_materialization(instance, "item_text_embeddings_b").metadata["version"].value
     only_b = [a for a in assets if a.key.path[0] in {"item_catalog", "item_text_embeddings_b"}]
     assert dg.materialize(only_b, resources=resources, instance=instance,
                           selection=["item_text_embeddings_b"]).success
-    again = latest(instance, "item_text_embeddings_b").metadata
+    again = latest_materialization(instance, "item_text_embeddings_b").metadata
     assert again["cache_hits"].value == 24 and again["encoded_texts"].value == 0
     assert again["version"].value == first_version  # same content, same version
 
@@ -120,7 +117,7 @@ def test_one_domain_materializes_without_the_other(demo_cfg, storage_root, insta
     assert dg.materialize(assets, resources=resources, instance=instance,
                           selection=selection).success
     assert instance.get_latest_materialization_event(dg.AssetKey("sequence_encoder_a")) is None
-    assert latest(instance, "sequence_encoder_b").metadata["train_sequences"].value > 0
+    assert latest_materialization(instance, "sequence_encoder_b").metadata["train_sequences"].value > 0
 
 
 def failure_message(result) -> str:

@@ -25,7 +25,7 @@ from models.lgcd_training import CandidateEvaluator
 from models.sequence_encoder import DomainEncoder
 from pipeline import storage
 from pipeline.config import load_dataset_config
-from tests.conftest import materialize
+from tests.conftest import latest_materialization, materialize
 
 SWEEP = (VariantSpec("nk_3", overrides={"n_k": 3}), VariantSpec("overlap_50", overlap_ratio=0.5))
 
@@ -37,18 +37,14 @@ def built(tiny_pipeline):
         yield instance, tiny_pipeline.root, load_dataset_config(tiny_pipeline.config)
 
 
-def latest(instance, key):
-    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization
-
-
 def load(instance, key):
-    return storage.read(latest(instance, key).metadata["path"].value)
+    return storage.read(latest_materialization(instance, key).metadata["path"].value)
 
 
 @pytest.mark.slow
 def test_demo_checkpoint_round_trips_and_scores(built):
     instance, _, cfg = built
-    meta = latest(instance, "lgcd_model").metadata
+    meta = latest_materialization(instance, "lgcd_model").metadata
     assert meta["train_overlap_rows"].value > 0 and meta["train_pseudo_rows"].value > 0
     assert meta["resumed_from"].value == -1 and meta["steps_per_s"].value > 0
     assert meta["device"].value == "cpu" and "| 1" in meta["epochs"].value
@@ -61,7 +57,7 @@ def test_demo_checkpoint_round_trips_and_scores(built):
                 for d, c in (("A", load(instance, "sequence_encoder_a")),
                              ("B", load(instance, "sequence_encoder_b")))}
     assert ckpt.extra["encoder_versions"]["A"] == \
-        latest(instance, "sequence_encoder_a").metadata["version"].value
+        latest_materialization(instance, "sequence_encoder_a").metadata["version"].value
     model = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders)
     sequences = load(instance, "sequences")
     valid, _ = lgcd_pipeline.validation_rows(sequences)
@@ -89,11 +85,11 @@ def test_every_configured_variant_materializes(built):
     more = dataclasses.replace(cfg, lgcd=dataclasses.replace(cfg.lgcd, variants=(VariantSpec("full"), *specs)))
     assert materialize(more, root, instance, dg.AssetSelection.assets(*names)).success
     for spec in specs:
-        meta = latest(instance, asset_name(spec.name)).metadata
+        meta = latest_materialization(instance, asset_name(spec.name)).metadata
         assert meta["variant"].value == spec.name and meta["epochs_run"].value >= 1
     assert load(instance, "lgcd_model_wo_moe").config["fusion"] == "linear"
-    assert latest(instance, "lgcd_model_overlap_50").metadata["train_overlap_rows"].value == \
-        max(1, round(latest(instance, "lgcd_model").metadata["train_overlap_rows"].value * 0.5))
+    assert latest_materialization(instance, "lgcd_model_overlap_50").metadata["train_overlap_rows"].value == \
+        max(1, round(latest_materialization(instance, "lgcd_model").metadata["train_overlap_rows"].value * 0.5))
     assert not list((root / CACHE_DIR[0] / CACHE_DIR[1]).iterdir())  # resume points cleaned up
 
 
@@ -109,7 +105,7 @@ def test_each_pseudo_source_trains_on_its_own_pseudo_users(built):
     names = [asset_name(s.name) for s in specs]
     keys = ["pseudo_sequences_retrieval", "pseudo_sequences_retrieval_all"]
     assert materialize(more, root, instance, dg.AssetSelection.assets(*names, *keys)).success
-    versions = {k: latest(instance, k).metadata["version"].value
+    versions = {k: latest_materialization(instance, k).metadata["version"].value
                 for k in ("pseudo_sequences", *keys)}
     assert len(set(versions.values())) == 3, versions
     llm, sample, every = (load(instance, k) for k in ("pseudo_sequences", *keys))
@@ -118,8 +114,8 @@ def test_each_pseudo_source_trains_on_its_own_pseudo_users(built):
         (pl.col("split") == "train") & (pl.col("kind") == "single"))
     assert every.height == singles.height > sample.height
     assert sample["fallback"].all() and every["pseudo_items"].list.len().min() >= 1
-    rows = {s.pseudo_source: latest(instance, asset_name(s.name)).metadata for s in specs}
-    overlap = latest(instance, "lgcd_model").metadata["train_overlap_rows"].value
+    rows = {s.pseudo_source: latest_materialization(instance, asset_name(s.name)).metadata for s in specs}
+    overlap = latest_materialization(instance, "lgcd_model").metadata["train_overlap_rows"].value
     assert rows["none"]["train_pseudo_rows"].value == 0
     assert rows["none"]["train_overlap_rows"].value == overlap
     assert rows["retrieval"]["train_pseudo_rows"].value == sample.height

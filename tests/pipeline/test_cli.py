@@ -23,7 +23,7 @@ from pipeline import storage
 from pipeline.config import load_dataset_config
 from pipeline.definitions import build_definitions
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import can_isolate_network, run_cli
+from tests.conftest import can_isolate_network, latest_materialization, run_cli
 
 
 @pytest.fixture
@@ -31,12 +31,6 @@ def env(tmp_path, monkeypatch):
     e = dict(os.environ)
     e.update(LGCD_STORAGE_ROOT=str(tmp_path / "storage"), DAGSTER_HOME=str(tmp_path / "home"))
     return e
-
-
-def _latest(instance, key: str):
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    assert event is not None, f"{key} was never materialized"
-    return event.asset_materialization
 
 
 @pytest.mark.slow
@@ -58,8 +52,8 @@ def test_demo_materializes_everything_offline_and_prints_stage_times(demo_run):
                              demo_run.root)
     with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
         for key in defs.resolve_asset_graph().get_all_asset_keys():
-            _latest(instance, key.to_user_string())
-        generations = _latest(instance, "pseudo_generations")
+            latest_materialization(instance, key.to_user_string())
+        generations = latest_materialization(instance, "pseudo_generations")
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == slots
     has_vllm = any((PROJECT_ROOT / ".venv-llm").glob("lib/python*/site-packages/vllm/__init__.py"))
     assert generations.metadata["backend"].value == ("vllm" if has_vllm else "transformers")
@@ -69,8 +63,8 @@ def test_demo_materializes_everything_offline_and_prints_stage_times(demo_run):
 def test_demo_report_shows_lgcd_beating_the_floors_on_600_test_users(demo_run):
     assert demo_run.returncode == 0, demo_run.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
-        sequences = storage.read(_latest(instance, "sequences").metadata["path"].value)
-        report = _latest(instance, "report").metadata
+        sequences = storage.read(latest_materialization(instance, "sequences").metadata["path"].value)
+        report = latest_materialization(instance, "report").metadata
     held_out = dict(sequences.filter(pl.col("split") != "train")
                     .group_by("split", "target_domain").len()
                     .select(pl.concat_str("split", "target_domain"), "len").iter_rows())

@@ -5,6 +5,7 @@ import polars as pl
 
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
+from tests.conftest import latest_materialization
 
 
 def _defs(root, value_holder):
@@ -20,15 +21,11 @@ def _defs(root, value_holder):
     return [upstream, downstream], {"store": store, "io_manager": VersionedIOManager(store=store)}
 
 
-def _latest(instance, key):
-    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization
-
-
 def test_data_version_is_content_hash_and_metadata_complete(tmp_path, instance):
     holder = {"x": [1, 2, 3]}
     assets, resources = _defs(tmp_path / "s", holder)
     assert dg.materialize(assets, resources=resources, instance=instance).success
-    mat = _latest(instance, "upstream")
+    mat = latest_materialization(instance, "upstream")
     version = mat.metadata["version"].value
     assert mat.tags["dagster/data_version"] == version
     path = mat.metadata["path"].value
@@ -46,7 +43,7 @@ def test_downstream_loads_the_recorded_version_not_the_newest_folder(tmp_path, i
     # Another writer commits a different version and moves LATEST; no materialization records it.
     storage.write(root, ["upstream"], pl.DataFrame({"x": [100]}))
     assert dg.materialize(assets, resources=resources, instance=instance, selection=["downstream"]).success
-    out = storage.read(_latest(instance, "downstream").metadata["path"].value)
+    out = storage.read(latest_materialization(instance, "downstream").metadata["path"].value)
     assert out["y"].to_list() == [2, 4, 6]
 
 
@@ -54,12 +51,12 @@ def test_same_content_keeps_data_version_changed_content_changes_it(tmp_path, in
     holder = {"x": [1, 2, 3]}
     assets, resources = _defs(tmp_path / "s", holder)
     dg.materialize(assets, resources=resources, instance=instance)
-    v1 = _latest(instance, "upstream").tags["dagster/data_version"]
+    v1 = latest_materialization(instance, "upstream").tags["dagster/data_version"]
     dg.materialize(assets, resources=resources, instance=instance)
-    v2 = _latest(instance, "upstream").tags["dagster/data_version"]
+    v2 = latest_materialization(instance, "upstream").tags["dagster/data_version"]
     holder["x"] = [4]
     dg.materialize(assets, resources=resources, instance=instance)
-    v3 = _latest(instance, "upstream").tags["dagster/data_version"]
+    v3 = latest_materialization(instance, "upstream").tags["dagster/data_version"]
     assert v1 == v2 != v3
 
 

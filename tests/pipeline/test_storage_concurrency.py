@@ -7,20 +7,12 @@ of finished writers may remain.
 """
 
 import multiprocessing as mp
-import signal
 
 import dagster as dg
 import polars as pl
 
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
-
-
-def _default_sigterm() -> None:
-    """Pool initializer: a worker must die on the pool's SIGTERM even if the test process
-    inherited SIGTERM as ignored (seen under one CI launcher); otherwise leaving the pool's
-    ``with`` block waits forever for workers that cannot be terminated."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _writer(root: str, content: int, barrier) -> str:
@@ -36,7 +28,7 @@ def test_racing_writers_leave_complete_versions_and_a_consistent_pointer(tmp_pat
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(len(contents))
-        with ctx.Pool(len(contents), initializer=_default_sigterm) as pool:
+        with ctx.Pool(len(contents)) as pool:
             pending = pool.starmap_async(_writer, [(root, c, barrier) for c in contents])
             paths = pending.get(timeout=300)  # a worker that dies loses its task: fail loudly
     assert len(set(paths)) == 4  # identical content shares one folder
@@ -66,7 +58,7 @@ def test_two_dagster_runs_materializing_one_asset_at_once(tmp_path):
     with dg.DagsterInstance.from_config(str(home)):
         pass  # create the instance's SQLite schema once, as `make demo` does before any run
     ctx = mp.get_context("spawn")
-    with ctx.Pool(2, initializer=_default_sigterm) as pool:
+    with ctx.Pool(2) as pool:
         results = pool.starmap_async(_materialize, [(str(tmp_path / "s"), str(home), 1),
                                                     (str(tmp_path / "s"), str(home), 2)]
                                      ).get(timeout=300)

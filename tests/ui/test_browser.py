@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.definitions import build_definitions
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import small_demo_config
+from tests.conftest import latest_materialization, small_demo_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "ui"
@@ -50,7 +50,7 @@ def materialized(demo_run):
     """The demo run of this session (tests/conftest.py ``demo_run``): every asset, real size."""
     assert demo_run.returncode == 0, demo_run.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(demo_run.home)) as instance:
-        mat = instance.get_latest_materialization_event(dg.AssetKey("sequences")).asset_materialization
+        mat = latest_materialization(instance, "sequences")
     return {**demo_run.env, "EXPECTED_SEQUENCE_ROWS": str(mat.metadata["dagster/row_count"].value)}
 
 
