@@ -120,7 +120,7 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
                 "valid": len(valid), "skipped": len(skipped) + len(skipped_valid)}
         versions = {d: checkpoint_hash(c) for d, c in ckpts.items()}
         state, config, extra = checkpoint_parts(model, result, spec, versions, rows)
-        best = res.history[res.best_epoch - 1]
+        best = res.selected  # validation of the published weights
         published = store.publish(
             Checkpoint(state, config, extra), variant=spec.name, preset=spec.preset,
             best_epoch=res.best_epoch, epochs_run=len(res.history), stopped_early=res.stopped_early,
@@ -133,7 +133,9 @@ def _lgcd_asset(cfg: DatasetConfig, spec: VariantSpec) -> dg.AssetsDefinition:
             valid_seconds=round(result.eval_seconds, 1), device=str(device), cpu_threads=threads,
             resumed_from=res.resumed_from if res.resumed_from is not None else -1,
             encoder_versions=dg.MetadataValue.json(versions),
-            epochs=dg.MetadataValue.md(history_markdown(res.history, res.best_epoch)),
+            best_epochs=dg.MetadataValue.json(res.best_epochs),
+            epochs=dg.MetadataValue.md(history_markdown(res.history, res.best_epoch,
+                                                        res.best_epochs)),
             training_curves=dg.MetadataValue.md(_curves(res.history, res.best_epoch,
                                                          f"LGCD {spec.name}")))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # published; the resume point is no longer needed

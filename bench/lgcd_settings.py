@@ -63,6 +63,21 @@ SETTINGS: dict[str, dict] = {
     "residual": {"item_residual": True},
     "residual_bias": {"item_residual": True, "item_bias": True},
     "residual_every": {"item_residual": True, "overlap_targets": "every"},
+    # learned source-item embeddings beside the frozen source encoder's h_ID
+    "adapter": {"source_adapter": True},
+    "adapter_every": {"source_adapter": True, "overlap_targets": "every"},
+    "adapter_every_residual": {"source_adapter": True, "overlap_targets": "every",
+                               "item_residual": True},
+    # each direction keeps its own best epoch (the paths share no trainable weight)
+    "per_direction": {"early_stopping": "per_direction"},
+    "per_direction_adapter": {"early_stopping": "per_direction", "source_adapter": True},
+    "per_direction_adapter_every": {"early_stopping": "per_direction", "source_adapter": True,
+                                    "overlap_targets": "every"},
+    "per_direction_adapter_every_residual": {"early_stopping": "per_direction",
+                                             "source_adapter": True, "overlap_targets": "every",
+                                             "item_residual": True},
+    "per_direction_every_residual": {"early_stopping": "per_direction",
+                                     "overlap_targets": "every", "item_residual": True},
     "wo_diffusion": {"use_diffusion": False},
     "wo_diffusion_finetune": {"use_diffusion": False, "finetune_encoders": True},
 }
@@ -118,10 +133,10 @@ def main() -> None:
                              + " ".join(f"{k} {v:.4g}" for k, v in h.items()
                                         if k.startswith(("gradnorm_", "ndcg@10/"))),
                              flush=True))
-            best = res.train.history[res.train.best_epoch - 1]
+            best = res.train.selected
             results[name] = (best["ndcg@10"], best["hr@10"], time.perf_counter() - began,
-                             res.train.best_epoch, {k: round(v, 4) for k, v in best.items()
-                                                    if k.startswith("ndcg@10/")})
+                             res.train.best_epochs or res.train.best_epoch,
+                             {k: round(v, 4) for k, v in best.items() if k.startswith("ndcg@10/")})
     baseline = results.get("paper", next(iter(results.values())))
     for name, (ndcg, hr, seconds, epoch, per_direction) in results.items():
         report(f"lgcd_setting_{name}", ndcg, baseline[0], "val NDCG@10", higher_is_better=True,

@@ -36,6 +36,11 @@ Deviations from the paper, each a config field (README "The training path"):
   the frozen target table, and L_rec on every cross-domain moment of a real
   overlapping user instead of its last item only. Measured on the whole Food-Kitchen
   valid split they lowered validation NDCG@10 (README "The training path").
+* ``source_adapter`` (off): h_ID also adds a recency-weighted mean of learned
+  embeddings of the source items, owned by the path and started at zero. The frozen
+  source encoder was trained to predict its own domain's next item, so its h_ID keeps
+  what that needs; which target items a source item leads to is what the sequential
+  baselines learn in their item embeddings, and the adapter gives LGCD the same room.
 * ``pseudo_weight`` and ``epoch_unit`` (lgcd_data.TrainBatches): the pseudo
   stream's share of the loss is its share of the rows, not half, and an epoch is
   a pass over the real overlapping users.
@@ -105,7 +110,7 @@ class PathOutput:
 class TransferPath(nn.Module):
     """Everything one direction owns: cross-domain ID map, guesser, diffusion and fusion."""
 
-    def __init__(self, cfg: LGCDConfig, target_domain: str, n_target: int):
+    def __init__(self, cfg: LGCDConfig, target_domain: str, n_target: int, n_source: int):
         super().__init__()
         d = cfg.d
         self.t_start = cfg.t_start(target_domain)
@@ -121,11 +126,29 @@ class TransferPath(nn.Module):
             self.item_bias = nn.Parameter(torch.zeros(n_target))
         if cfg.item_residual:  # (N_tgt, d) added to the target table; starts at the encoder's
             self.item_residual = nn.Parameter(torch.zeros(n_target, d))
+        if cfg.source_adapter:  # (N_src, d) ID embeddings of this direction's own; start at 0
+            self.source_adapter = nn.Embedding(n_source, d)
+            nn.init.zeros_(self.source_adapter.weight)
+            self.adapter_recency = nn.Parameter(torch.zeros(cfg.max_len))  # 0: a plain mean
         self.guesser = nn.Linear(d, d)  # g_{src->tgt}, eqs 21 and 22
         self.diffusion = ConditionalDiffusion(
             d, cfg.n_heads, cfg.T, cfg.beta_min, cfg.beta_max, cfg.conditioning, cfg.target,
             cfg.ffn_mult, cfg.dropout, cfg.cfg_drop)
         self.fusion = build_fusion(cfg.fusion, d, cfg.n_experts)
+
+    def adapt(self, items: Tensor, mask: Tensor) -> Tensor:
+        """Recency-weighted mean of the adapter embeddings of the source items, (B, d).
+
+        items, mask: (B, L), right-padded (lgcd_data._pad), so the most recent real item of
+        row i sits at position len_i - 1; weights are a softmax over learned logits indexed
+        by the distance from it (0 = most recent), masked to the real positions.
+        """
+        length = mask.sum(1, keepdim=True)  # (B, 1)
+        positions = torch.arange(items.shape[1], device=items.device)  # (L,)
+        back = (length - 1 - positions).clamp(0, self.adapter_recency.shape[0] - 1)  # (B, L)
+        logits = self.adapter_recency[back].masked_fill(~mask, float("-inf"))  # (B, L)
+        weights = torch.softmax(logits, dim=1).unsqueeze(-1)  # (B, L, 1)
+        return (weights * self.source_adapter(items)).sum(1)  # (B, d)
 
 
 class LGCD(nn.Module):
@@ -166,7 +189,7 @@ class LGCD(nn.Module):
                                  f"{enc_len}")
             enc.requires_grad_(cfg.finetune_encoders)
         sizes = {dom: self.text_table(dom).shape[0] for dom in ("A", "B")}
-        self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1], sizes[dr[1]])
+        self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1], sizes[dr[1]], sizes[dr[0]])
                                     for dr in DIRECTIONS})
         self.train()  # puts frozen encoders in eval mode from the start
 
@@ -193,6 +216,8 @@ class LGCD(nn.Module):
         src, tgt = direction
         enc_s = self.encoders[src]
         h_id = enc_s.encode_ids(b.src_items, b.src_mask)  # (B, d)
+        if self.cfg.source_adapter:
+            h_id = h_id + self.paths[direction].adapt(b.src_items, b.src_mask)
         if self.cfg.cross_id and b.any_tgt_ids:
             h_x = self.encoders[tgt].encode_ids(b.tgt_id_items, b.tgt_id_mask)  # (B, d)
             h_id = h_id + b.has_tgt_ids.unsqueeze(-1) * self.paths[direction].cross_id(h_x)

@@ -26,6 +26,7 @@ SqReduce = Literal["sum", "mean"]
 EpochUnit = Literal["overlap", "pseudo"]
 TrainStart = Literal["guesser", "x0_hat"]
 OverlapTargets = Literal["last", "every"]
+EarlyStopping = Literal["joint", "per_direction"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class LGCDConfig:
     cross_id: bool = False  # overlap rows' h_ID also reads their real target IDs (W_x)
     item_bias: bool = False  # learned per-item bias b_i on the target logits (eq 25)
     item_residual: bool = False  # learned residual added to the frozen target table E_fusion
+    source_adapter: bool = False  # learned source-item embeddings, recency-pooled, added to h_ID
     pseudo_weight: float | None = None  # loss share of the pseudo stream; None: its row share
     overlap_targets: OverlapTargets = "last"  # overlap users' L_rec targets: last item | "every"
 
@@ -87,6 +89,7 @@ class LGCDConfig:
     grad_clip: float = 0.0  # max grad norm; 0 disables
     epochs: int = 50
     patience: int = 5  # early stopping on validation NDCG@10
+    early_stopping: EarlyStopping = "joint"  # one best epoch for both paths | one per direction
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -132,10 +135,15 @@ class LGCDConfig:
         if self.pseudo_weight is not None and not 0.0 <= self.pseudo_weight <= 1.0:
             raise fail(f"pseudo_weight={self.pseudo_weight}; allowed [0, 1] or null (row share)")
         choices = {"epoch_unit": ("overlap", "pseudo"), "train_start": ("guesser", "x0_hat"),
-                   "overlap_targets": ("last", "every")}
+                   "overlap_targets": ("last", "every"),
+                   "early_stopping": ("joint", "per_direction")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
+        if self.early_stopping == "per_direction" and self.finetune_encoders:
+            raise fail("early_stopping='per_direction' needs frozen encoders: with "
+                       "finetune_encoders=true both directions train them, so one direction's "
+                       "best epoch is not the other's")
         for name in ("n_k", "batch_size", "overlap_batch_size", "epochs", "patience"):
             if getattr(self, name) < 1:
                 raise fail(f"{name}={getattr(self, name)}; must be >= 1")

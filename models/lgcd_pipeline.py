@@ -32,7 +32,7 @@ import torch
 
 from models.lgcd import LGCD
 from models.lgcd_config import VARIANTS, LGCDConfig
-from models.lgcd_data import SequenceRow, TrainBatches, collate, rows_from_records
+from models.lgcd_data import DIRECTIONS, SequenceRow, TrainBatches, collate, rows_from_records
 from models.lgcd_training import CandidateEvaluator, LGCDTrainResult, train_lgcd
 
 ARCH = "lgcd-v2"
@@ -322,6 +322,11 @@ def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequenc
                             "pseudo-overlap sequences")
     if not valid:
         raise LGCDDataError("no validation rows: the valid split is empty")
+    missing = sorted(set(DIRECTIONS) - {r.direction for r in valid})
+    if cfg.early_stopping == "per_direction" and missing:
+        raise LGCDDataError(f"lgcd.early_stopping=per_direction needs validation users in both "
+                            f"directions; the valid split has none for {', '.join(missing)}: "
+                            "set lgcd.early_stopping: joint")
     model = build_model(cfg, encoders)
     n_items = {dom: int(enc.item_table().shape[0]) for dom, enc in encoders.items()}
     if cfg.item_bias:
@@ -367,7 +372,8 @@ def checkpoint_parts(model: LGCD, fit_result: FitResult, spec: VariantSpec,
              "overrides": dict(spec.overrides), "overlap_ratio": spec.overlap_ratio,
              "pseudo_source": spec.pseudo_source,
              "encoder_versions": dict(encoder_versions), "history": history,
-             "best_epoch": res.best_epoch, "best_ndcg10": res.best_metric, "steps": res.steps,
+             "best_epoch": res.best_epoch, "best_epochs": dict(res.best_epochs),
+             "best_ndcg10": res.best_metric, "steps": res.steps,
              "stopped_early": res.stopped_early, "rows": dict(rows)}
     return _own_state(model), model.cfg.to_dict(), extra
 
@@ -414,8 +420,13 @@ def score_rows(model: LGCD, rows: Sequence[SequenceRow], candidates: np.ndarray 
     return np.stack(out) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
-def history_markdown(history: Sequence[Mapping[str, float]], best_epoch: int) -> str:
-    """Per-epoch losses and validation HR@10 / NDCG@10 (overall and per direction)."""
+def history_markdown(history: Sequence[Mapping[str, float]], best_epoch: int,
+                     best_epochs: Mapping[str, int] | None = None) -> str:
+    """Per-epoch losses and validation HR@10 / NDCG@10 (overall and per direction).
+
+    The kept epoch is marked **best**, or, with ``best_epochs`` (early stopping per
+    direction), each direction's own: **best A→B**.
+    """
     keys = ["loss_total", "loss_diff", "loss_guess", "loss_align", "loss_rec", "hr@10",
             "ndcg@10", "ndcg@10/AB", "ndcg@10/BA"]
     heads = ["loss", "L_diff", "L_guess", "L_align", "L_rec", "HR@10", "NDCG@10", "NDCG@10 A→B",
@@ -426,7 +437,11 @@ def history_markdown(history: Sequence[Mapping[str, float]], best_epoch: int) ->
             heads.append(f"‖∇L_{term}‖")
     lines = ["| epoch | " + " | ".join(heads) + " | s |", "|" + "---:|" * (len(heads) + 2)]
     for h in history:
-        best = " **best**" if h["epoch"] == best_epoch else ""
+        if best_epochs:
+            best = "".join(f" **best {d[0]}→{d[1]}**" for d, e in best_epochs.items()
+                           if h["epoch"] == e)
+        else:
+            best = " **best**" if h["epoch"] == best_epoch else ""
         cells = [h.get(k, float("nan")) for k in keys]
         lines.append(f"| {h['epoch']}{best} | " + " | ".join(f"{c:.4f}" for c in cells)
                      + f" | {h.get('seconds', 0.0):.1f} |")

@@ -9,7 +9,10 @@ restored. LGCD trains in fp32: its diffusion losses are not yet checked in bf16.
 
 Validation is a callback ``evaluate(model) -> {"hr@10": ..., "ndcg@10": ...}``;
 ``CandidateEvaluator`` is the small default (target item against sampled
-negatives of the target domain). Early stopping watches NDCG@10.
+negatives of the target domain). Early stopping watches NDCG@10: of both directions
+together (``early_stopping="joint"``), or of each on its own (``"per_direction"``): over
+frozen encoders the two transfer paths share no trainable weight, so each keeps the weights
+of its own best epoch and the assembled model is validated once more.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -89,8 +92,10 @@ class CandidateEvaluator:
 class LGCDTrainResult:
     state_dict: dict[str, torch.Tensor]  # best epoch's weights, on CPU
     history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
-    best_epoch: int = 0  # 1-based
+    best_epoch: int = 0  # 1-based; per direction, the later of the two
     best_metric: float = -1.0
+    selected: dict[str, float] = field(default_factory=dict)  # validation of state_dict
+    best_epochs: dict[str, int] = field(default_factory=dict)  # per direction, if selected so
     steps: int = 0
     resumed_from: int | None = None  # epochs (validations) done when this call started
     stopped_early: bool = False
@@ -132,8 +137,11 @@ def train_lgcd(model: LGCD, batches: TrainBatches, evaluate: Evaluate,
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
+    # over frozen encoders the two paths share no trainable weight: two models in one loop
+    parts = tuple((f"paths.{d}.", f"{MONITOR}/{d}") for d in DIRECTIONS
+                  if cfg.early_stopping == "per_direction")
     loop = LoopConfig(epochs=cfg.epochs, patience=cfg.patience, grad_clip=cfg.grad_clip,
-                      precision="fp32", monitor=MONITOR)
+                      precision="fp32", monitor=MONITOR, parts=parts)
     res = train_loop(model, optimizer, batches.epoch, lambda b: model(b.to(device))[1],
                      lambda: evaluate(model), loop, seed=cfg.seed,
                      steps_per_epoch=batches.steps_per_epoch, name="LGCD",
@@ -142,5 +150,7 @@ def train_lgcd(model: LGCD, batches: TrainBatches, evaluate: Evaluate,
                      probe=lambda b: loss_grad_norms(model, b))
     return LGCDTrainResult(state_dict=res.state_dict, history=res.history,
                            best_epoch=int(res.best_epoch), best_metric=res.best_metric,
+                           selected=res.selected,
+                           best_epochs={p.split(".")[1]: int(e) for p, e in res.part_epochs.items()},
                            steps=res.steps, resumed_from=res.resumed_from,
                            stopped_early=res.stopped_early)

@@ -56,6 +56,9 @@ class LoopConfig:
     precision: str = "auto"  # autocast: "auto" (bf16 where native), "fp32", "bf16"
     monitor: str = "ndcg@10"  # validation metric to maximize
     progress_every_s: float = 30.0  # at most this long between progress lines
+    # (parameter-name prefix, monitor key) of independent parts that keep their own best
+    # weights; () selects the whole model by ``monitor``. See ``train_loop``.
+    parts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("epochs", "patience"):
@@ -68,6 +71,10 @@ class LoopConfig:
             raise ValueError(f"precision={self.precision!r}; allowed {list(PRECISIONS)}")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip={self.grad_clip!r}; must be >= 0")
+        prefixes = [p for p, _ in self.parts]
+        if len(set(prefixes)) != len(prefixes) or any(
+                a != b and a.startswith(b) for a in prefixes for b in prefixes):
+            raise ValueError(f"parts={self.parts!r}; prefixes must be distinct and disjoint")
 
 
 @dataclass
@@ -84,6 +91,9 @@ class LoopResult:
     eval_seconds: float = 0.0  # this call's validation time
     steps_this_call: int = 0
     precision: str = "fp32"
+    selected: dict[str, float] = field(default_factory=dict)  # validation of the returned weights
+    part_best: dict[str, float] = field(default_factory=dict)  # prefix -> its best monitor
+    part_epochs: dict[str, float] = field(default_factory=dict)  # prefix -> its best "epoch"
 
     @property
     def steps_per_s(self) -> float:
@@ -161,10 +171,23 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
     under another one is refused rather than silently mixed. ``probe(batch)`` (e.g. the
     gradient norm of each loss term) runs on the first batch after each validation, before
     its step, and its values join the next history row; it must not change the RNG streams.
+
+    ``cfg.parts`` is for a model made of independent parts that train side by side, such
+    as LGCD's two transfer directions over frozen encoders: each part keeps the weights of
+    the validation where its own monitor key was best, patience counts validations in which
+    no part improved, and the model is validated once more as assembled, which gives
+    ``best_metric``; ``best_epoch`` is then the last validation any part kept. Every
+    trainable parameter must belong to a part, or the parts would not be independent.
     """
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(cfg.precision, device)
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.parts:
+        loose = [n for n, p in model.named_parameters()
+                 if p.requires_grad and not n.startswith(tuple(x for x, _ in cfg.parts))]
+        if loose:
+            raise ValueError(f"{name}: trainable parameters outside every part, e.g. {loose[0]}; "
+                             "parts must hold all of them")
     every = cfg.eval_every or steps_per_epoch
     last = checkpoint_dir / "last.pt" if checkpoint_dir is not None else None
     result = LoopResult(state_dict=cpu_state(model), steps_per_epoch=steps_per_epoch,
@@ -187,6 +210,9 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             result.history, result.steps = ckpt["history"], ckpt["steps"]
             result.best_epoch, result.best_metric = ckpt["best_epoch"], ckpt["best_metric"]
             result.state_dict, result.resumed_from = ckpt["best_state"], len(result.history)
+            result.selected = ckpt.get("selected", {})
+            result.part_best = ckpt.get("part_best", {})
+            result.part_epochs = ckpt.get("part_epochs", {})
             result.stopped_early = stale >= cfg.patience
         clock = _Clock(name, cfg.progress_every_s, cfg.epochs * steps_per_epoch, on_progress)
         sums: dict[str, float] = {}
@@ -235,6 +261,10 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             sums, probed, n_since = {}, {}, 0
     model.load_state_dict(result.state_dict)
     model.eval()
+    if cfg.parts and result.history:
+        with torch.no_grad():
+            result.selected = {k: float(v) for k, v in validate().items()}
+        result.best_metric = result.selected[cfg.monitor]
     return result
 
 
@@ -270,9 +300,23 @@ def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
     if "loss_total" in row:
         row["loss"] = row["loss_total"]
     result.history.append(row)
-    if metrics[cfg.monitor] > result.best_metric:
+    if cfg.parts:
+        state = None
+        for prefix, key in cfg.parts:
+            if key not in metrics:
+                raise KeyError(f"validate() must return {key!r} for part {prefix!r}, "
+                               f"got {sorted(metrics)}")
+            if metrics[key] > result.part_best.get(prefix, -math.inf):
+                state = state or cpu_state(model)
+                result.state_dict.update({k: v for k, v in state.items() if k.startswith(prefix)})
+                result.part_best[prefix], result.part_epochs[prefix] = metrics[key], at
+        if state is not None:
+            result.best_epoch, stale = at, 0
+        else:
+            stale += 1
+    elif metrics[cfg.monitor] > result.best_metric:
         result.best_metric, result.best_epoch, stale = metrics[cfg.monitor], at, 0
-        result.state_dict = cpu_state(model)
+        result.state_dict, result.selected = cpu_state(model), dict(metrics)
     else:
         stale += 1
     result.stopped_early = stale >= cfg.patience
@@ -287,6 +331,8 @@ def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
             "offset": in_epoch, "stale": stale, "done": done, "steps": result.steps,
             "history": result.history, "best_epoch": result.best_epoch,
             "best_metric": result.best_metric, "best_state": result.state_dict, "rng": rng,
+            "selected": result.selected, "part_best": result.part_best,
+            "part_epochs": result.part_epochs,
             "fingerprint": fingerprint})
     if on_eval is not None:
         on_eval(row)

@@ -227,18 +227,20 @@ def test_each_loss_term_reaches_its_own_parameters_only(train_start):
     train_start="guesser" L_rec flows through g -> reverse -> fusion as at inference."""
     torch.manual_seed(0)
     model = LGCD(LGCDConfig(**SMALL, train_start=train_start, item_bias=True,
-                            item_residual=True), fake_encoders({"A": 30, "B": 30}, d=D))
+                            item_residual=True, source_adapter=True),
+                 fake_encoders({"A": 30, "B": 30}, d=D))
     with torch.no_grad():  # a live fusion head, so a path through it would show
         for p in model.paths["AB"].parameters():
             p.add_(0.1 * torch.randn_like(p))
     _, losses = model(LGCDBatch({"AB": _pseudo_and_overlap(8, 9)}))
-    cond, guess, denoise = "AB.cond_fusion", "AB.guesser", "AB.diffusion"
+    cond = {"AB.cond_fusion", "AB.source_adapter", "AB.adapter_recency"}  # all of h_cond
+    guess, denoise = "AB.guesser", "AB.diffusion"
     fusion, bias, residual = "AB.fusion", "AB.item_bias", "AB.item_residual"
     expected = {
-        "diff": {cond, denoise},
-        "guess": {cond, guess},
-        "align": {cond, denoise} | ({guess} if train_start == "guesser" else set()),
-        "rec": {cond, denoise, fusion, bias, residual}
+        "diff": cond | {denoise},
+        "guess": cond | {guess},
+        "align": cond | {denoise} | ({guess} if train_start == "guesser" else set()),
+        "rec": cond | {denoise, fusion, bias, residual}
         | ({guess} if train_start == "guesser" else set()),
     }
     for name, want in expected.items():
@@ -258,6 +260,29 @@ def test_item_residual_starts_at_the_encoders_table_and_moves_only_the_target_sc
     moved = model.logits("AB", h) - plain.logits("AB", h)  # (4, 30)
     assert torch.allclose(moved[:, 3], h.sum(-1)) and not moved[:, [0, 1, 2, 4]].any()
     assert torch.equal(model.logits("BA", h), plain.logits("BA", h))
+
+
+def test_source_adapter_starts_at_the_encoders_condition_and_weighs_recent_items():
+    """Zero-initialised, the adapter leaves h_cond as the frozen encoder gives it; an item's
+    adapter row moves only the rows that hold that item, by its recency weight; the other
+    direction keeps its own adapter."""
+    encoders = fake_encoders({"A": 30, "B": 30}, d=D)
+    torch.manual_seed(0)
+    plain = LGCD(LGCDConfig(**SMALL), encoders)
+    torch.manual_seed(0)
+    model = LGCD(LGCDConfig(**SMALL, source_adapter=True), encoders)
+    b = _pseudo_and_overlap(4, 4)
+    assert torch.equal(model.condition("AB", b)[1], plain.condition("AB", b)[1])
+    path = model.paths["AB"]
+    assert b.src_items[0, b.src_mask[0]].tolist() == [1, 2, 3]  # row 1 holds 4, 6
+    with torch.no_grad():
+        path.source_adapter.weight[3] += 1.0  # row 0's most recent source item
+        path.adapter_recency[0] = 5.0  # the most recent item dominates the pool
+    moved = model.condition("AB", b)[1] - plain.condition("AB", b)[1]  # (B, d) of h_ID
+    share = torch.softmax(torch.tensor([5.0, 0.0, 0.0]), 0)[0]  # distances 0, 1, 2
+    torch.testing.assert_close(moved[0], share * torch.ones(D))
+    assert not moved[1].any()
+    assert model.paths["BA"].source_adapter.weight.abs().sum() == 0
 
 
 def test_a_zero_weight_on_every_active_loss_is_a_config_error():

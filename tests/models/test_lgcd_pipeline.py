@@ -175,6 +175,10 @@ def test_mismatched_sizes_and_empty_inputs_say_what_to_fix(tables):
         fit(CFG, encoders(text), [], valid, CPU)
     with pytest.raises(LGCDDataError, match="valid split is empty"):
         fit(CFG, encoders(text), train, [], CPU)
+    one_way = [r for r in valid if r.direction == "AB"]
+    with pytest.raises(LGCDDataError, match="none for BA: set lgcd.early_stopping: joint"):
+        fit(dataclasses.replace(CFG, early_stopping="per_direction"), encoders(text), train,
+            one_way, CPU)
 
 
 def test_interrupted_fit_resumes_from_last_epoch_to_identical_weights(tables, tmp_path):

@@ -105,6 +105,43 @@ def test_early_stopping_returns_best_epoch(problem):
     assert {"loss_total", "loss_diff", "loss_rec", "hr@10", "ndcg@10"} <= set(result.history[0])
 
 
+def test_per_direction_early_stopping_keeps_each_paths_own_best_epoch(problem, tmp_path):
+    """Each transfer path ends with the weights of its own best validation, the encoders are
+    untouched, the assembled model is what ``selected`` measured, and a resume after a crash
+    keeps the per-direction choice."""
+    cfg = dataclasses.replace(CFG, epochs=10, patience=2, early_stopping="per_direction")
+    script = iter([(0.3, 0.1), (0.5, 0.2), (0.4, 0.6), (0.1, 0.1), (0.1, 0.1)])
+    states, real = [], evaluator(problem)
+
+    def scripted(model):
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        ab, ba = next(script, (None, None))
+        if ab is None:  # the assembled model: a real validation
+            return real(model)
+        return {"hr@10": 0.0, "ndcg@10": (ab + ba) / 2, "ndcg@10/AB": ab, "ndcg@10/BA": ba}
+
+    model = build(problem, cfg)
+    result = train_lgcd(model, TrainBatches(problem[0], cfg), scripted,
+                        checkpoint_dir=tmp_path)
+    assert result.best_epochs == {"AB": 2, "BA": 3} and result.best_epoch == 3
+    assert len(result.history) == 5 and result.stopped_early
+    for key, value in result.state_dict.items():
+        epoch = 2 if key.startswith("paths.AB.") else 3 if key.startswith("paths.BA.") else 1
+        torch.testing.assert_close(value, states[epoch - 1][key], rtol=0, atol=0, msg=key)
+    assert result.selected == real(model) and result.best_metric == result.selected["ndcg@10"]
+    again = train_lgcd(build(problem, cfg), TrainBatches(problem[0], cfg), real,
+                       checkpoint_dir=tmp_path)  # finished: resumes to the same choice
+    assert again.best_epochs == result.best_epochs
+    assert_same_state(again.state_dict, result.state_dict)
+
+
+def test_per_direction_early_stopping_needs_frozen_encoders():
+    with pytest.raises(ValueError, match="early_stopping='per_direction' needs frozen encoders"):
+        LGCDConfig(early_stopping="per_direction", finetune_encoders=True)
+    with pytest.raises(ValueError, match="early_stopping='sometimes'"):
+        LGCDConfig(early_stopping="sometimes")
+
+
 def test_checkpoint_from_another_config_is_refused(problem, tmp_path):
     cfg1 = dataclasses.replace(CFG, epochs=1)
     train_lgcd(build(problem, cfg1), TrainBatches(problem[0], cfg1), evaluator(problem),

@@ -59,11 +59,62 @@ def test_best_validation_weights_are_restored_and_patience_counts_validations():
     res = fit(model, opt, LoopConfig(epochs=10, patience=2, precision="fp32"), scripted)
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4] and res.stopped_early
     assert res.best_epoch == 2 and res.best_metric == 0.5 and res.steps == 32
+    assert res.selected == {"ndcg@10": 0.5, "hr@10": 0.0}
     same(res.state_dict, seen[1])
     same(model.state_dict(), seen[1])  # the model ends holding the best weights
     assert {"loss", "loss_total", "loss_abs", "step", "seconds"} <= set(res.history[0])
     assert not model.training
     assert history_png(res.history, "t", res.best_epoch)[:4] == b"\x89PNG"
+
+
+class TwoParts(nn.Module):
+    """Two independent regressors, like LGCD's two directions over frozen encoders."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(4, 1), nn.Linear(4, 1)
+        self.frozen = nn.Linear(4, 1).requires_grad_(False)
+
+    def forward(self, x):
+        return self.a(x) + self.b(x) + self.frozen(x)
+
+
+def test_independent_parts_keep_their_own_best_weights():
+    model = TwoParts()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    scores = iter([(0.1, 0.5), (0.4, 0.2), (0.3, 0.6), (0.2, 0.1), (0.0, 0.0)])
+    seen = []
+
+    def scripted():
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        a, b = next(scores, (0.25, 0.35))  # the last call validates the assembled model
+        return {"ndcg@10": (a + b) / 2, "ndcg@10/a": a, "ndcg@10/b": b}
+
+    cfg = LoopConfig(epochs=10, patience=2, precision="fp32",
+                     parts=(("a.", "ndcg@10/a"), ("b.", "ndcg@10/b")))
+    res = train_loop(model, opt, batches, lambda i: (model(X[i]).squeeze(1) - Y[i]).pow(2).mean(),
+                     scripted, cfg, seed=3, steps_per_epoch=8)
+    # part a is best at validation 2, part b at 3; 4 and 5 improve neither: patience ends it
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4, 5] and res.stopped_early
+    assert res.part_epochs == {"a.": 2, "b.": 3} and res.best_epoch == 3
+    assert res.part_best == {"a.": 0.4, "b.": 0.6}
+    for key, value in model.state_dict().items():
+        want = seen[1 if key.startswith("a.") else 2][key]
+        torch.testing.assert_close(value, want, rtol=0, atol=0, msg=key)
+    assert res.best_metric == 0.3 and len(seen) == 6  # the assembled model, validated once more
+    assert res.selected == {"ndcg@10": 0.3, "ndcg@10/a": 0.25, "ndcg@10/b": 0.35}
+
+
+def test_parts_must_hold_every_trainable_parameter():
+    model = TwoParts()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    cfg = LoopConfig(epochs=1, patience=1, parts=(("a.", "ndcg@10/a"),))
+    with pytest.raises(ValueError, match="outside every part, e.g. b.weight"):
+        train_loop(model, opt, batches, lambda i: model(X[i]).sum(), lambda: {}, cfg, seed=0,
+                   steps_per_epoch=8)
+    with pytest.raises(ValueError, match="distinct and disjoint"):
+        LoopConfig(epochs=1, patience=1, parts=(("a", "x"), ("a.b", "y")))
 
 
 def test_validation_every_n_steps_within_epochs():
