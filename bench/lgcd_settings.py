@@ -78,6 +78,12 @@ SETTINGS: dict[str, dict] = {
                                              "item_residual": True},
     "per_direction_every_residual": {"early_stopping": "per_direction",
                                      "overlap_targets": "every", "item_residual": True},
+    # per target domain: every moment and a residual table for Food targets (A) only
+    "food_every_residual": {"overlap_targets": {"A": "every", "B": "last"},
+                            "item_residual": {"A": True, "B": False}},
+    "per_direction_food_every_residual": {"early_stopping": "per_direction",
+                                          "overlap_targets": {"A": "every", "B": "last"},
+                                          "item_residual": {"A": True, "B": False}},
     "wo_diffusion": {"use_diffusion": False},
     "wo_diffusion_finetune": {"use_diffusion": False, "finetune_encoders": True},
 }

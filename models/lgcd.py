@@ -124,7 +124,7 @@ class TransferPath(nn.Module):
             nn.init.zeros_(layer.bias)
         if cfg.item_bias:  # b_i of the target items, (N_tgt,); fit() starts it at log-popularity
             self.item_bias = nn.Parameter(torch.zeros(n_target))
-        if cfg.item_residual:  # (N_tgt, d) added to the target table; starts at the encoder's
+        if cfg.item_residual[target_domain]:  # (N_tgt, d) added to the target table; from 0
             self.item_residual = nn.Parameter(torch.zeros(n_target, d))
         if cfg.source_adapter:  # (N_src, d) ID embeddings of this direction's own; start at 0
             self.source_adapter = nn.Embedding(n_source, d)

@@ -66,10 +66,13 @@ class LGCDConfig:
     train_start: TrainStart = "guesser"  # h_init in training: g(h_cond) as at test | "x0_hat"
     cross_id: bool = False  # overlap rows' h_ID also reads their real target IDs (W_x)
     item_bias: bool = False  # learned per-item bias b_i on the target logits (eq 25)
-    item_residual: bool = False  # learned residual added to the frozen target table E_fusion
+    # learned residual added to the frozen target table E_fusion, per target domain (a bool: both)
+    item_residual: dict[str, bool] = field(default_factory=lambda: {"A": False, "B": False})
     source_adapter: bool = False  # learned source-item embeddings, recency-pooled, added to h_ID
     pseudo_weight: float | None = None  # loss share of the pseudo stream; None: its row share
-    overlap_targets: OverlapTargets = "last"  # overlap users' L_rec targets: last item | "every"
+    # overlap users' L_rec targets per target domain: last item | "every" (a string: both)
+    overlap_targets: dict[str, OverlapTargets] = field(
+        default_factory=lambda: {"A": "last", "B": "last"})
 
     # --- losses (equations 26 and 27)
     w_diff: float = 1.0
@@ -95,6 +98,16 @@ class LGCDConfig:
     def __post_init__(self) -> None:
         def fail(msg: str) -> ValueError:
             return ValueError(f"LGCDConfig: {msg}")
+
+        for name, kind in (("item_residual", bool), ("overlap_targets", str)):
+            value = getattr(self, name)
+            if isinstance(value, kind):  # one value for both target domains
+                object.__setattr__(self, name, {"A": value, "B": value})
+            elif not isinstance(value, dict) or set(value) != {"A", "B"}:
+                raise fail(f"{name}={value!r}; give one value or a mapping of the target "
+                           "domains 'A' and 'B'")
+        if not all(isinstance(v, bool) for v in self.item_residual.values()):
+            raise fail(f"item_residual={self.item_residual!r}; values must be true or false")
 
         if self.d <= 0 or self.n_heads <= 0 or self.d % self.n_heads:
             raise fail(f"d={self.d} must be a positive multiple of n_heads={self.n_heads}")
@@ -135,11 +148,13 @@ class LGCDConfig:
         if self.pseudo_weight is not None and not 0.0 <= self.pseudo_weight <= 1.0:
             raise fail(f"pseudo_weight={self.pseudo_weight}; allowed [0, 1] or null (row share)")
         choices = {"epoch_unit": ("overlap", "pseudo"), "train_start": ("guesser", "x0_hat"),
-                   "overlap_targets": ("last", "every"),
                    "early_stopping": ("joint", "per_direction")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
+        for dom, value in self.overlap_targets.items():
+            if value not in ("last", "every"):
+                raise fail(f"overlap_targets[{dom!r}]={value!r}; allowed ['last', 'every']")
         if self.early_stopping == "per_direction" and self.finetune_encoders:
             raise fail("early_stopping='per_direction' needs frozen encoders: with "
                        "finetune_encoders=true both directions train them, so one direction's "

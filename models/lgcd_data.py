@@ -277,10 +277,12 @@ class TrainBatches:
     7,501 real ones weigh 1.7%, not half (0.5 is the paper's equal-stream reading).
     Otherwise ("w/o Overlap Cyclic"), and also when there is no real overlapping user at
     all: all rows shuffled together in batches of batch_size, weighted the same way.
-    ``overlap_targets="every"`` fills the overlap pool with every cross-domain target of
-    each user (``every_target_rows``); an epoch still draws as many overlap rows as there
-    are users, so its cost and the pseudo share stay, and the cyclic stream moves on
-    through the pool from one epoch to the next.
+    The overlap stream is one cyclic stream per target domain, each drawing its share of
+    the users' last items per step. ``overlap_targets[dom]="every"`` fills that domain's
+    pool with every cross-domain target of each user (``every_target_rows``); an epoch
+    still draws as many overlap rows as there are users, so its cost, the pseudo share and
+    the other direction's rows stay, and the stream moves on through the pool from one
+    epoch to the next.
     """
 
     def __init__(self, rows: Sequence[SequenceRow], cfg: LGCDConfig):
@@ -291,21 +293,47 @@ class TrainBatches:
             raise ValueError("no training rows")
         self.cfg = cfg
         self.pseudo = [r for r in rows if r.kind == "pseudo"]
-        self.overlap = [r for r in rows if r.kind == "overlap"]
-        self.n_users = len(self.overlap)  # an epoch's overlap rows, whatever the pool holds
-        if cfg.overlap_targets == "every":
-            self.overlap = [x for r in self.overlap for x in every_target_rows(r)]
+        users = [r for r in rows if r.kind == "overlap"]
+        self.n_users = len(users)  # an epoch's overlap rows, whatever the pools hold
+        # one pool of overlap rows per target domain: the users' last items, or every moment
+        self.pools: dict[str, list[SequenceRow]] = {}
+        for dom in ("A", "B"):
+            if cfg.overlap_targets[dom] == "every":
+                pool = [x for r in users for x in every_target_rows(r) if x.target_domain == dom]
+            else:
+                pool = [r for r in users if r.target_domain == dom]
+            if pool:
+                self.pools[dom] = pool
+        self.overlap = [r for pool in self.pools.values() for r in pool]
         share = len(self.pseudo) / (len(self.pseudo) + self.n_users)
         self.pseudo_weight = share if cfg.pseudo_weight is None else cfg.pseudo_weight
         if not self.overlap or not self.pseudo:  # a single stream carries the whole loss
             self.pseudo_weight = 1.0 if self.pseudo else 0.0
-        self.cyclic = self.pseudo_cyclic = None
+        self.cyclic: dict[str, CyclicSampler] | None = None
+        self.pseudo_cyclic = None
         if cfg.overlap_cyclic and self.overlap:
-            self.cyclic = CyclicSampler(len(self.overlap), cfg.overlap_batch_size, cfg.seed)
+            self.cyclic = {dom: CyclicSampler(len(self.pools[dom]), k, cfg.seed,
+                                              stream={"A": 7, "B": 9}[dom])  # pseudo: 8
+                           for dom, k in self._stream_sizes(users).items()}
             if self.pseudo and cfg.epoch_unit == "overlap":  # one pass over both, if it fits
                 per_step = -(-len(self.pseudo) // self.steps_per_epoch)
                 self.pseudo_cyclic = CyclicSampler(
                     len(self.pseudo), min(cfg.batch_size, per_step), cfg.seed, stream=8)
+
+    def _stream_sizes(self, users: Sequence[SequenceRow]) -> dict[str, int]:
+        """Overlap rows per step for each target domain: its share of the users' last items.
+
+        A pool of every moment is many times the users (35k Food targets beside 2,680 last
+        ones on Food-Kitchen), so drawing from one mixed pool would starve the other
+        direction; per-domain streams keep each direction's share whatever its pool holds.
+        """
+        counts = {dom: sum(r.target_domain == dom for r in users) for dom in self.pools}
+        n, total = self.cfg.overlap_batch_size, sum(counts.values())
+        sizes = {dom: max(1, round(n * c / total)) for dom, c in counts.items()}
+        if len(sizes) == 2:  # the two shares add up to the batch
+            first = next(iter(sizes))
+            sizes[first] = max(1, n - sizes[next(d for d in sizes if d != first)])
+        return sizes
 
     @property
     def steps_per_epoch(self) -> int:
@@ -345,7 +373,8 @@ class TrainBatches:
             else:
                 pseudo = [self.pseudo[i]
                           for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
-            overlap = [self.overlap[i] for i in self.cyclic.batch(step)]
+            overlap = [self.pools[dom][i] for dom, sampler in self.cyclic.items()
+                       for i in sampler.batch(step)]
             yield collate(pseudo + overlap, self._weights(pseudo, overlap), cfg.max_len)
 
 

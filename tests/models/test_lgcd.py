@@ -260,6 +260,9 @@ def test_item_residual_starts_at_the_encoders_table_and_moves_only_the_target_sc
     moved = model.logits("AB", h) - plain.logits("AB", h)  # (4, 30)
     assert torch.allclose(moved[:, 3], h.sum(-1)) and not moved[:, [0, 1, 2, 4]].any()
     assert torch.equal(model.logits("BA", h), plain.logits("BA", h))
+    food_only = LGCD(LGCDConfig(**SMALL, item_residual={"A": True, "B": False}), encoders)
+    assert hasattr(food_only.paths["BA"], "item_residual")  # B -> A: Food is the target
+    assert not hasattr(food_only.paths["AB"], "item_residual")
 
 
 def test_source_adapter_starts_at_the_encoders_condition_and_weighs_recent_items():

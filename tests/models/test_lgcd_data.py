@@ -234,3 +234,37 @@ def test_every_target_epochs_keep_their_length_and_move_through_the_pool(train_r
                 for d, b in batch.paths.items() for i in range(len(b)) if b.is_overlap[i]}
     assert targets(0) != targets(1)
     assert targets(0) == targets(0)  # a pure function of (seed, epoch)
+
+
+def test_each_direction_keeps_its_share_of_a_step_whatever_its_pool_holds(train_rows):
+    """Every moment for Food targets (A) only: A's pool grows, B's rows per step stay."""
+    users = [r for r in train_rows if r.kind == "overlap"]
+    share = {d: sum(r.target_domain == d for r in users) for d in "AB"}
+    cfg = LGCDConfig(overlap_batch_size=4)
+    last = TrainBatches(train_rows, cfg)
+    mixed = TrainBatches(train_rows, dataclasses.replace(
+        cfg, overlap_targets={"A": "every", "B": "last"}))
+    assert len(mixed.pools["A"]) > share["A"] == len(last.pools["A"])
+    assert mixed.pools["B"] == last.pools["B"] and len(mixed.pools["B"]) == share["B"]
+    assert all(r.target_domain == d for d, pool in mixed.pools.items() for r in pool)
+
+    def per_step(batches):
+        return [{d: int(b.is_overlap.sum()) for d, b in batch.paths.items()}
+                for batch in batches.epoch(0)]
+    want = round(4 * share["B"] / len(users))
+    assert all(step.get("AB", 0) == want for step in per_step(mixed))  # AB: Kitchen targets
+    assert per_step(mixed) == per_step(last)  # same rows per direction and step
+    assert mixed.steps_per_epoch == last.steps_per_epoch
+
+
+def test_per_domain_settings_take_one_value_or_a_mapping():
+    cfg = LGCDConfig(overlap_targets="every", item_residual=True)
+    assert cfg.overlap_targets == {"A": "every", "B": "every"}
+    assert cfg.item_residual == {"A": True, "B": True}
+    assert LGCDConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="overlap_targets\\['B'\\]='all'"):
+        LGCDConfig(overlap_targets={"A": "every", "B": "all"})
+    with pytest.raises(ValueError, match="item_residual=.*mapping of the target domains"):
+        LGCDConfig(item_residual={"A": True})
+    with pytest.raises(ValueError, match="values must be true or false"):
+        LGCDConfig(item_residual={"A": 1, "B": 0})
