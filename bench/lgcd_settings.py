@@ -84,6 +84,13 @@ SETTINGS: dict[str, dict] = {
     "per_direction_food_every_residual": {"early_stopping": "per_direction",
                                           "overlap_targets": {"A": "every", "B": "last"},
                                           "item_residual": {"A": True, "B": False}},
+    "per_direction_adapter_food_every_residual": {
+        "early_stopping": "per_direction", "source_adapter": True,
+        "overlap_targets": {"A": "every", "B": "last"}, "item_residual": {"A": True, "B": False}},
+    "per_direction_finetune_condition": {"early_stopping": "per_direction",
+                                         "finetune_condition": True},
+    "per_direction_finetune_condition_lr_3e-4": {"early_stopping": "per_direction",
+                                                 "finetune_condition": True, "lr": 3e-4},
     "wo_diffusion": {"use_diffusion": False},
     "wo_diffusion_finetune": {"use_diffusion": False, "finetune_encoders": True},
 }

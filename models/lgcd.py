@@ -41,6 +41,10 @@ Deviations from the paper, each a config field (README "The training path"):
   source encoder was trained to predict its own domain's next item, so its h_ID keeps
   what that needs; which target items a source item leads to is what the sequential
   baselines learn in their item embeddings, and the adapter gives LGCD the same room.
+* ``finetune_condition`` (off): each path conditions on its own trainable copy of the
+  source encoder, started at the pre-trained weights, while h_tgt and the target tables
+  stay with the frozen shared encoders; unlike ``finetune_encoders`` the two directions
+  stay independent, so ``early_stopping="per_direction"`` still applies.
 * ``pseudo_weight`` and ``epoch_unit`` (lgcd_data.TrainBatches): the pseudo
   stream's share of the loss is its share of the rows, not half, and an epoch is
   a pass over the real overlapping users.
@@ -57,6 +61,7 @@ lgcd_data.TrainBatches): real overlap users carry L_diff + L_guess + L_rec
 (eq 26), pseudo users L_diff + L_guess + L_align + L_rec (eq 27).
 """
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -110,9 +115,12 @@ class PathOutput:
 class TransferPath(nn.Module):
     """Everything one direction owns: cross-domain ID map, guesser, diffusion and fusion."""
 
-    def __init__(self, cfg: LGCDConfig, target_domain: str, n_target: int, n_source: int):
+    def __init__(self, cfg: LGCDConfig, target_domain: str, n_target: int, n_source: int,
+                 source_encoder: nn.Module | None = None):
         super().__init__()
         d = cfg.d
+        if source_encoder is not None:  # finetune_condition: this path's own trainable copy
+            self.cond_encoder = copy.deepcopy(source_encoder).requires_grad_(True)
         self.t_start = cfg.t_start(target_domain)
         self.cond_fusion = nn.Linear(2 * d, d)  # trainable part of f^src_fusion (eq 8)
         layers = [self.cond_fusion]
@@ -189,8 +197,10 @@ class LGCD(nn.Module):
                                  f"{enc_len}")
             enc.requires_grad_(cfg.finetune_encoders)
         sizes = {dom: self.text_table(dom).shape[0] for dom in ("A", "B")}
-        self.paths = nn.ModuleDict({dr: TransferPath(cfg, dr[1], sizes[dr[1]], sizes[dr[0]])
-                                    for dr in DIRECTIONS})
+        self.paths = nn.ModuleDict({
+            dr: TransferPath(cfg, dr[1], sizes[dr[1]], sizes[dr[0]],
+                             self.encoders[dr[0]] if cfg.finetune_condition else None)
+            for dr in DIRECTIONS})
         self.train()  # puts frozen encoders in eval mode from the start
 
     def train(self, mode: bool = True) -> "LGCD":
@@ -214,7 +224,9 @@ class LGCD(nn.Module):
         when the encoders are frozen; the sum is again one linear map of [h_ID ⊕ h_text].
         """
         src, tgt = direction
-        enc_s = self.encoders[src]
+        enc_s = getattr(self.paths[direction], "cond_encoder", None)
+        if enc_s is None:
+            enc_s = self.encoders[src]
         h_id = enc_s.encode_ids(b.src_items, b.src_mask)  # (B, d)
         if self.cfg.source_adapter:
             h_id = h_id + self.paths[direction].adapt(b.src_items, b.src_mask)

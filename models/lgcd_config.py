@@ -69,6 +69,7 @@ class LGCDConfig:
     # learned residual added to the frozen target table E_fusion, per target domain (a bool: both)
     item_residual: dict[str, bool] = field(default_factory=lambda: {"A": False, "B": False})
     source_adapter: bool = False  # learned source-item embeddings, recency-pooled, added to h_ID
+    finetune_condition: bool = False  # each path trains its own copy of the source encoder
     pseudo_weight: float | None = None  # loss share of the pseudo stream; None: its row share
     # overlap users' L_rec targets per target domain: last item | "every" (a string: both)
     overlap_targets: dict[str, OverlapTargets] = field(

@@ -288,6 +288,26 @@ def test_source_adapter_starts_at_the_encoders_condition_and_weighs_recent_items
     assert model.paths["BA"].source_adapter.weight.abs().sum() == 0
 
 
+def test_finetune_condition_trains_a_copy_of_the_source_encoder_per_path():
+    """The path's copy starts equal to the shared encoder and takes the gradient; the shared
+    encoders, which give h_tgt and the target tables, stay frozen and untouched."""
+    encoders = fake_encoders({"A": 30, "B": 30}, d=D)
+    torch.manual_seed(0)
+    plain = LGCD(LGCDConfig(**SMALL), encoders)
+    torch.manual_seed(0)
+    model = LGCD(LGCDConfig(**SMALL, finetune_condition=True), encoders)
+    b = _pseudo_and_overlap(4, 4)
+    for got, want in zip(model.condition("AB", b), plain.condition("AB", b), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    copy_a = model.paths["AB"].cond_encoder
+    assert copy_a is not model.encoders["A"]
+    _, losses = model(LGCDBatch({"AB": b}))
+    losses["rec"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in copy_a.parameters())
+    assert all(not p.requires_grad for p in model.encoders.parameters())
+    assert all(p.grad is None for p in model.paths["BA"].cond_encoder.parameters())
+
+
 def test_a_zero_weight_on_every_active_loss_is_a_config_error():
     with pytest.raises(ValueError, match="w_diff, w_guess, w_align, w_rec"):
         LGCDConfig(w_diff=0, w_guess=0, w_align=0, w_rec=0)
