@@ -210,7 +210,8 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             result.history, result.steps = ckpt["history"], ckpt["steps"]
             result.best_epoch, result.best_metric = ckpt["best_epoch"], ckpt["best_metric"]
             result.state_dict, result.resumed_from = ckpt["best_state"], len(result.history)
-            result.selected = ckpt.get("selected", {})
+            result.selected = ckpt.get("selected") or next(  # last.pt of an older version
+                (dict(h) for h in result.history if h["epoch"] == result.best_epoch), {})
             result.part_best = ckpt.get("part_best", {})
             result.part_epochs = ckpt.get("part_epochs", {})
             result.stopped_early = stale >= cfg.patience
