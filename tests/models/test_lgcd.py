@@ -247,12 +247,17 @@ def test_each_loss_term_reaches_its_own_parameters_only(train_start):
         assert _reached(model, losses[name]) == want, name
 
 
-def test_item_residual_starts_at_the_encoders_table_and_moves_only_the_target_scores():
+def _plain_and_option(**option):
+    """(encoders, the default model, the same model with ``option``), from the same seed."""
     encoders = fake_encoders({"A": 30, "B": 30}, d=D)
     torch.manual_seed(0)
     plain = LGCD(LGCDConfig(**SMALL), encoders)
     torch.manual_seed(0)
-    model = LGCD(LGCDConfig(**SMALL, item_residual=True), encoders)
+    return encoders, plain, LGCD(LGCDConfig(**SMALL, **option), encoders)
+
+
+def test_item_residual_starts_at_the_encoders_table_and_moves_only_the_target_scores():
+    encoders, plain, model = _plain_and_option(item_residual=True)
     h = torch.randn(4, D)
     assert torch.equal(model.logits("AB", h), plain.logits("AB", h))
     with torch.no_grad():
@@ -269,11 +274,7 @@ def test_source_adapter_starts_at_the_encoders_condition_and_weighs_recent_items
     """Zero-initialised, the adapter leaves h_cond as the frozen encoder gives it; an item's
     adapter row moves only the rows that hold that item, by its recency weight; the other
     direction keeps its own adapter."""
-    encoders = fake_encoders({"A": 30, "B": 30}, d=D)
-    torch.manual_seed(0)
-    plain = LGCD(LGCDConfig(**SMALL), encoders)
-    torch.manual_seed(0)
-    model = LGCD(LGCDConfig(**SMALL, source_adapter=True), encoders)
+    _, plain, model = _plain_and_option(source_adapter=True)
     b = _pseudo_and_overlap(4, 4)
     assert torch.equal(model.condition("AB", b)[1], plain.condition("AB", b)[1])
     path = model.paths["AB"]
@@ -291,11 +292,7 @@ def test_source_adapter_starts_at_the_encoders_condition_and_weighs_recent_items
 def test_finetune_condition_trains_a_copy_of_the_source_encoder_per_path():
     """The path's copy starts equal to the shared encoder and takes the gradient; the shared
     encoders, which give h_tgt and the target tables, stay frozen and untouched."""
-    encoders = fake_encoders({"A": 30, "B": 30}, d=D)
-    torch.manual_seed(0)
-    plain = LGCD(LGCDConfig(**SMALL), encoders)
-    torch.manual_seed(0)
-    model = LGCD(LGCDConfig(**SMALL, finetune_condition=True), encoders)
+    _, plain, model = _plain_and_option(finetune_condition=True)
     b = _pseudo_and_overlap(4, 4)
     for got, want in zip(model.condition("AB", b), plain.condition("AB", b), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
