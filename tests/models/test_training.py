@@ -151,6 +151,23 @@ def test_resume_mid_epoch_after_a_crash_is_identical(tmp_path):
     assert straight.steps == resumed.steps == 24
 
 
+def test_a_last_pt_without_a_selection_resumes_with_its_best_history_row(tmp_path):
+    """A last.pt written before the loop stored ``selected`` still reports the validation
+    of the weights it publishes: the history row of its best epoch."""
+    cfg = LoopConfig(epochs=2, patience=10, precision="fp32")
+    model, opt = make()
+    done = fit(model, opt, cfg, checkpoint_dir=tmp_path)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    del ckpt["selected"]
+    torch.save(ckpt, tmp_path / "last.pt")
+    model, opt = make(seed=7)
+    resumed = fit(model, opt, cfg, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from == len(done.history)
+    best_row = next(h for h in done.history if h["epoch"] == done.best_epoch)
+    assert resumed.selected == best_row
+    assert resumed.selected["ndcg@10"] == done.best_metric
+
+
 def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
     model, opt = make()
     fit(model, opt, LoopConfig(epochs=1, patience=1, precision="fp32"), checkpoint_dir=tmp_path)
