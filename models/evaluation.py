@@ -214,3 +214,48 @@ def validation_ndcg(scorer: Scorer, users: Sequence[EvalUser], candidates: pl.Da
     chosen = stored_protocols(candidates)[:1] if protocol is None else [protocol]
     ranks = rank_users(scorer, valid, candidates, seed, "valid", batch_size, chosen)
     return ranking_metrics(ranks["rank"].to_numpy(), (k,))[f"ndcg@{k}"]
+
+
+def target_popularity(sequences: pl.DataFrame) -> pl.DataFrame:
+    """Training interactions of every item: (domain, item, count), all training users."""
+    train = sequences.filter(pl.col("split") == "train").select("items", "domains")
+    return (train.explode("items", "domains")
+            .group_by(pl.col("domains").alias("domain"), pl.col("items").alias("item"))
+            .agg(pl.len().alias("count")))
+
+
+def metrics_by_target_popularity(ranks: pl.DataFrame, sequences: pl.DataFrame,
+                                 edges: tuple[int, ...] = (10, 50), k: int = 10
+                                 ) -> pl.DataFrame:
+    """HR@k / NDCG@k per (model, protocol, split, target domain, target-popularity bucket).
+
+    Why: a split whose valid and test targets differ in popularity can rank models
+    differently on the two, and a model that early-stops on valid is then tuned for
+    the other mix. A bucket holds the held-out users whose ground-truth item has
+    between two ``edges`` training interactions (``<10``, ``10-49``, ``>=50`` for the
+    default); seeds are pooled, so ``rows`` is users times seeds.
+    """
+    if list(edges) != sorted(set(edges)) or not edges or edges[0] < 1:
+        raise ValueError(f"edges={edges}; need increasing positive counts")
+    inner = [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    labels = [f"<{edges[0]}", *inner, f">={edges[-1]}"]
+    held = sequences.filter(pl.col("split").is_in(["valid", "test"])).select(
+        "split", "user", pl.col("target_domain").alias("domain"),
+        pl.col("target_item").alias("item"))
+    counts = held.join(target_popularity(sequences), on=["domain", "item"], how="left")
+    counts = counts.with_columns(pl.col("count").fill_null(0).alias("target_count"))
+    bucket = pl.col("target_count").cut(list(edges), labels=labels, left_closed=True)
+    joined = ranks.join(counts.select("split", "user", "target_count"), on=["split", "user"],
+                        how="left")
+    missing = joined.filter(pl.col("target_count").is_null()).height
+    if missing:
+        raise ValueError(f"{missing} ranked users are not held-out users of these sequences")
+    rank = pl.col("rank")
+    return (joined.with_columns(bucket.cast(pl.String).alias("bucket"))
+            .group_by("model", "protocol", "split", "target_domain", "bucket")
+            .agg(pl.len().alias("rows"), pl.col("target_count").median().alias("median_count"),
+                 (rank < k).mean().alias(f"hr@{k}"),
+                 pl.when(rank < k).then(1.0 / (rank.cast(pl.Float64) + 2.0).log(2))
+                 .otherwise(0.0).mean().alias(f"ndcg@{k}"))
+            .with_columns(pl.col("bucket").cast(pl.Enum(labels)))
+            .sort("protocol", "split", "target_domain", "bucket", "model"))

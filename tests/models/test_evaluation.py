@@ -1,6 +1,7 @@
 """One ranking path for every model: stored candidates, other-domain masking, full ranking,
 every protocol from the same scores."""
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -11,6 +12,7 @@ from models.evaluation import (
     EvalUser,
     eval_users,
     metric_rows,
+    metrics_by_target_popularity,
     rank_users,
     validation_ndcg,
 )
@@ -205,3 +207,40 @@ def test_metric_rows_per_domain_and_pooled(setup):
     assert set(rows["target_domain"]) == {"A", "B", "all"}
     assert (rows["hr@1"] == 1.0).all() and (rows["ndcg@20"] == 1.0).all()
     assert validation_ndcg(Oracle(users), users, cands, 0) == 1.0
+
+
+def _popularity_case() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Training counts in domain A: item 0 x12, item 1 x2, item 2 x60; item 3 never."""
+    train = [[0] * 12 + [1] * 2, [2] * 60]
+    rows = [{"user": f"t{i}", "split": "train", "kind": "single", "items": s,
+             "domains": ["A"] * len(s), "target_item": None, "target_domain": None}
+            for i, s in enumerate(train)]
+    held = [("u1", 1), ("u2", 0), ("u3", 2), ("u4", 3)]
+    rows += [{"user": u, "split": "test", "kind": "overlap", "items": [7], "domains": ["B"],
+              "target_item": t, "target_domain": "A"} for u, t in held]
+    sequences = pl.DataFrame(rows, schema_overrides={"target_item": pl.Int32})
+    ranks = pl.DataFrame({"model": "m", "seed": 0, "protocol": "all", "split": "test",
+                          "user": ["u1", "u2", "u3", "u4"], "target_domain": "A",
+                          "rank": [0, 5, 20, 1], "n_candidates": 100})
+    return ranks, sequences
+
+
+def test_metrics_by_target_popularity_buckets_users_by_training_count():
+    ranks, sequences = _popularity_case()
+    table = metrics_by_target_popularity(ranks, sequences, edges=(10, 50))
+    got = {r["bucket"]: r for r in table.iter_rows(named=True)}
+    assert set(got) == {"<10", "10-49", ">=50"}
+    # u1 (2 interactions) and u4 (never seen) are rare: ranks 0 and 1
+    assert got["<10"]["rows"] == 2 and got["<10"]["hr@10"] == 1.0
+    assert got["<10"]["ndcg@10"] == pytest.approx((1.0 + 1 / np.log2(3)) / 2)
+    assert got["10-49"]["ndcg@10"] == pytest.approx(1 / np.log2(7))
+    assert got[">=50"]["hr@10"] == 0.0 and got[">=50"]["median_count"] == 60
+
+
+def test_metrics_by_target_popularity_refuses_users_it_cannot_place():
+    ranks, sequences = _popularity_case()
+    stranger = ranks.head(1).with_columns(pl.lit("nobody").alias("user"))
+    with pytest.raises(ValueError, match="1 ranked users"):
+        metrics_by_target_popularity(pl.concat([ranks, stranger]), sequences)
+    with pytest.raises(ValueError, match="edges"):
+        metrics_by_target_popularity(ranks, sequences, edges=(50, 10))
