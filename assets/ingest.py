@@ -2,9 +2,11 @@
 
 One multi-asset because the three tables come out of the same read of the raw
 files (tens of GB for the real dumps); each is still its own asset key, with its
-own data version. For the LLMCDSR release the importer produces the same tables.
-Nothing is published unless the whole read succeeds, so a truncated file leaves
-every downstream asset untouched.
+own data version. It is subsettable: a selection that names one table (``--select
+items``, or ``*sequences`` in the UI) still reads the files once and publishes only
+the tables selected, so users never have to add the siblings by hand. For the
+LLMCDSR release the importer produces the same tables. Nothing is published unless
+the whole read succeeds, so a truncated file leaves every downstream asset untouched.
 """
 
 from pathlib import Path
@@ -68,11 +70,11 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     version = code_version("ingest1", cfg.format)
 
     @dg.multi_asset(
-        outs={name: dg.AssetOut(group_name=groups.RAW, code_version=version,
+        outs={name: dg.AssetOut(group_name=groups.RAW, code_version=version, is_required=False,
                                 description=DESCRIPTIONS[name], kinds={"polars", "parquet"})
               for name in TABLES},
         name="ingest",
-        can_subset=False,
+        can_subset=True,
     )
     def ingest_tables(context: dg.AssetExecutionContext, store: VersionStore,
                       raw_sources: pl.DataFrame):
@@ -83,13 +85,17 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         reasons = dict(quarantine.group_by("reason").len().sort("reason").iter_rows())
         if quarantine.height:
             context.log.warning(f"{tables['quarantine'].height} records quarantined: {reasons}")
-        users = tables["interactions"]["user"].n_unique()
-        yield keyed(store.publish(tables["interactions"], users=users,
-                                  summary=dg.MetadataValue.json(stats)), "interactions")
-        per_domain = dict(tables["items"].group_by("domain").len().sort("domain").iter_rows())
-        yield keyed(store.publish(tables["items"], per_domain=dg.MetadataValue.json(per_domain)),
-                    "items")
-        yield keyed(store.publish(quarantine, by_reason=dg.MetadataValue.json(reasons),
-                                  quarantined=quarantine.height), "quarantine")
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        if "interactions" in selected:
+            users = tables["interactions"]["user"].n_unique()
+            yield keyed(store.publish(tables["interactions"], users=users,
+                                      summary=dg.MetadataValue.json(stats)), "interactions")
+        if "items" in selected:
+            per_domain = dict(tables["items"].group_by("domain").len().sort("domain").iter_rows())
+            yield keyed(store.publish(tables["items"],
+                                      per_domain=dg.MetadataValue.json(per_domain)), "items")
+        if "quarantine" in selected:
+            yield keyed(store.publish(quarantine, by_reason=dg.MetadataValue.json(reasons),
+                                      quarantined=quarantine.height), "quarantine")
 
     return [ingest_tables]

@@ -4,7 +4,9 @@ For raw Amazon data the split is computed from the filtered tables; for the
 LLMCDSR release the release's own item indices and train/valid/test assignment
 are kept (only the history policy of held-out users applies), so the assets read
 the release listed in raw_sources. Either way the asset keys and contracts are
-the same, and the checks below guard both.
+the same, and the checks below guard both. Like ``ingest``, the multi-asset is
+subsettable: selecting one of the two tables computes the split once and publishes
+only that table.
 """
 
 from pathlib import Path
@@ -46,23 +48,26 @@ def _publish(context: dg.AssetExecutionContext, store: VersionStore, split_cfg: 
              catalog: pl.DataFrame, sequences: pl.DataFrame):
     stats = _stats(sequences)
     context.log.info(f"split: {stats['sequences']}")
-    per_domain = dict(catalog.group_by("domain").len().sort("domain").iter_rows())
-    yield keyed(store.publish(catalog, per_domain=dg.MetadataValue.json(per_domain)),
-                "item_catalog")
-    yield keyed(store.publish(sequences, history_policy=split_cfg.history_policy,
-                              seed=split_cfg.seed, train_fraction=split_cfg.train_fraction,
-                              summary=dg.MetadataValue.json(stats)), "sequences")
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    if "item_catalog" in selected:
+        per_domain = dict(catalog.group_by("domain").len().sort("domain").iter_rows())
+        yield keyed(store.publish(catalog, per_domain=dg.MetadataValue.json(per_domain)),
+                    "item_catalog")
+    if "sequences" in selected:
+        yield keyed(store.publish(sequences, history_policy=split_cfg.history_policy,
+                                  seed=split_cfg.seed, train_fraction=split_cfg.train_fraction,
+                                  summary=dg.MetadataValue.json(stats)), "sequences")
 
 
 def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     split_cfg = _split_config(cfg)
     release = cfg.format == "llmcdsr"
-    outs = {name: dg.AssetOut(group_name=groups.PREPARE, description=DESCRIPTIONS[name],
+    outs = {name: dg.AssetOut(group_name=groups.PREPARE, description=DESCRIPTIONS[name], is_required=False,
                               code_version=code_version("split1", split_cfg, release),
                               kinds={"polars", "parquet"})
             for name in DESCRIPTIONS}
     if release:
-        @dg.multi_asset(outs=outs, name="split", can_subset=False)
+        @dg.multi_asset(outs=outs, name="split", can_subset=True)
         def split_release(context: dg.AssetExecutionContext, store: VersionStore,
                           raw_sources: pl.DataFrame):
             """Keep the release's own item indices and train/valid/test assignment."""
@@ -74,7 +79,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
 
         return [split_release]
 
-    @dg.multi_asset(outs=outs, name="split", can_subset=False)
+    @dg.multi_asset(outs=outs, name="split", can_subset=True)
     def split_tables(context: dg.AssetExecutionContext, store: VersionStore,
                      filtered_interactions: pl.DataFrame, filtered_items: pl.DataFrame):
         """Split users into train/valid/test sequences and index the kept items."""

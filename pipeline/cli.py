@@ -4,6 +4,11 @@
     python -m pipeline.cli demo --executor multiprocess   # one process per step (default: the
                                         # dataset config's `executor`, in_process for the demo)
     python -m pipeline.cli demo --missing   # only assets never materialized (finish a stopped run)
+    python -m pipeline.cli run --select '*sequences'      # part of the graph: any asset key or
+                                        # Dagster selection expression (pipeline/selection.py)
+    python -m pipeline.cli run --job pseudo_refresh       # one of the jobs in pipeline/jobs.py
+
+``demo`` is ``run`` with the whole ``full_rebuild`` job of the configured dataset.
     python -m pipeline.cli where        # latest version folder of every asset
     python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
 
@@ -86,7 +91,8 @@ def _execute(job: str, executor: str, instance, selection: list | None = None):
     return dg.execute_job(recon, instance=instance, raise_on_error=False, asset_selection=selection)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialize a job, or the part of it that ``--select`` / ``--missing`` pick."""
     from pipeline.config import load_dataset_config
 
     executor = args.executor or load_dataset_config(settings.dataset_config_path()).executor
@@ -94,22 +100,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["LGCD_EXECUTOR"] = executor
     import dagster as dg
 
+    from pipeline import selection as asset_selection
     from pipeline.definitions import defs
     from pipeline.executors import GPU_POOL, gpu_pool_slots
     from pipeline.recovery import release_dead_runs
 
+    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    if args.job not in jobs:
+        raise asset_selection.SelectionError(f"--job {args.job!r} is not a job of this code "
+                                             f"location; choose one of {jobs}")
+    job = defs.resolve_job_def(args.job)
     home = prepare_instance_home()
     started = time.time()
     with dg.DagsterInstance.get() as instance:
         for run_id in release_dead_runs(instance):
             print(f"run {run_id} was killed: marked failed, its pool slots freed", file=sys.stderr)
         selection = None
+        if getattr(args, "select", None):
+            selection = asset_selection.resolve(args.select, job)
         if args.missing:
-            selection = missing_assets(defs.resolve_job_def(args.job), instance)
+            missing = set(missing_assets(job, instance))
+            selection = sorted(missing if selection is None else missing & set(selection))
             if not selection:
-                print(f"Nothing to do: every asset of '{args.job}' is materialized.")
+                print(f"Nothing to do: every selected asset of '{args.job}' is materialized.")
                 return 0
-            print(f"Materializing {len(selection)} missing assets: "
+        if selection is not None:
+            print(f"Materializing {len(selection)} assets: "
                   + ", ".join(k.to_user_string() for k in selection))
         if executor == "multiprocess":
             slots = gpu_pool_slots()
@@ -181,15 +197,21 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.cli", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="materialize every asset and print where the results are")
-    demo.add_argument("--job", default="full_rebuild")
-    demo.add_argument("--executor", choices=("in_process", "multiprocess"), default=None,
-                      help="in_process (fastest for many small steps) or multiprocess (one "
-                      "process per step, CPU steps in parallel, as deployed); default: the "
-                      "dataset config's `executor`")
-    demo.add_argument("--missing", action="store_true",
-                      help="only the job's assets that were never materialized")
-    demo.set_defaults(func=cmd_demo)
+    demo = sub.add_parser("demo", help="materialize every asset of the configured dataset and "
+                          "print where the results are (run on the whole full_rebuild job)")
+    run = sub.add_parser("run", help="materialize a job, or the assets --select picks")
+    run.add_argument("--select", default=None, metavar="EXPR",
+                     help="asset key or Dagster selection expression, e.g. '*sequences', "
+                     "'items,sequences', '+key:sequences', 'group:prepare'")
+    for command in (demo, run):
+        command.add_argument("--job", default="full_rebuild")
+        command.add_argument("--executor", choices=("in_process", "multiprocess"), default=None,
+                             help="in_process (fastest for many small steps) or multiprocess "
+                             "(one process per step, CPU steps in parallel, as deployed); "
+                             "default: the dataset config's `executor`")
+        command.add_argument("--missing", action="store_true",
+                             help="only the selected assets that were never materialized")
+        command.set_defaults(func=cmd_run)
     sub.add_parser("where", help="print the latest version folder of every asset").set_defaults(func=cmd_where)
     gc = sub.add_parser("gc", help="remove versions no latest materialization references")
     gc.add_argument("--dry-run", action="store_true")
@@ -199,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except Exception as exc:  # a user-facing tool: one clear line, not a traceback
         from pipeline.config import ConfigError
+        from pipeline.selection import SelectionError
         from pipeline.storage import StorageError
 
-        if isinstance(exc, ConfigError | StorageError):
+        if isinstance(exc, ConfigError | StorageError | SelectionError):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
