@@ -10,6 +10,7 @@
 
 ``demo`` is ``run`` with the whole ``full_rebuild`` job of the configured dataset.
     python -m pipeline.cli where        # latest version folder of every asset
+    python -m pipeline.cli verify [--asset KEY]  # rehash stored versions, list the bad ones
     python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
 
 All commands use ``$DAGSTER_HOME`` (default ``.lgcd/<dataset>/dagster_home``),
@@ -175,6 +176,26 @@ def cmd_where(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Rehash every stored version (or one asset's) and list the ones that do not match."""
+    from pipeline import storage
+
+    root = storage.ensure_root(settings.storage_root_default())
+    folders = storage.version_dirs(root, args.asset)
+    if args.asset and not folders:
+        print(f"error: no stored version of asset {args.asset!r} under {root}", file=sys.stderr)
+        return 2
+    bad = 0
+    for folder in folders:
+        try:
+            storage.read(folder, verify="full")
+        except storage.StorageError as exc:
+            bad += 1
+            print(f"BAD {folder.relative_to(root)}: {exc}")
+    print(f"verified {len(folders)} versions under {root}: {len(folders) - bad} ok, {bad} bad")
+    return 1 if bad else 0
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     import dagster as dg
 
@@ -213,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                              help="only the selected assets that were never materialized")
         command.set_defaults(func=cmd_run)
     sub.add_parser("where", help="print the latest version folder of every asset").set_defaults(func=cmd_where)
+    verify = sub.add_parser("verify", help="rehash every stored version and list the bad ones "
+                            "(exit code 1 if any)")
+    verify.add_argument("--asset", default=None, metavar="KEY",
+                        help="only this asset's versions (e.g. sequences)")
+    verify.set_defaults(func=cmd_verify)
     gc = sub.add_parser("gc", help="remove versions no latest materialization references")
     gc.add_argument("--dry-run", action="store_true")
     gc.set_defaults(func=cmd_gc)

@@ -33,6 +33,8 @@ class VersionStore(dg.ConfigurableResource):
     """Where versions live; assets use it to stage their output and get a data version."""
 
     root: str = settings.storage_root_default()
+    # how deeply a version is checked before it is loaded: fast | full (pipeline/integrity.py)
+    verify: str = "fast"
 
     def path(self) -> Path:
         return storage.ensure_root(self.root)
@@ -89,7 +91,12 @@ class VersionedIOManager(dg.ConfigurableIOManager):
                 f"asset {key.to_user_string()} has no stored version"
                 f"{f' for partition {partition}' if partition else ''}: materialize it first"
             )
-        return storage.read(path)
+        try:
+            return storage.read(path, verify=self.store.verify)
+        except storage.CorruptVersion as exc:
+            # a damaged input fails the step with the file named; nothing recomputes over it
+            raise dg.Failure(description=f"input {key.to_user_string()}: {exc}",
+                             metadata={"error": "CorruptVersion", "path": str(path)}) from None
 
     def _recorded_path(
         self, context: dg.InputContext, key: dg.AssetKey, partition: str | None

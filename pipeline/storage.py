@@ -33,7 +33,10 @@ from typing import Any
 import polars as pl
 import torch
 
+from pipeline import integrity
+
 STAGING = ".staging"
+CACHE = ".cache"  # resumable work of running stages (embeddings, LLM chunks, LGCD)
 LATEST = "LATEST"
 # Compression and statistics are fixed so that the same frame gives the same bytes.
 _PARQUET_OPTS = {"compression": "zstd", "compression_level": 3, "statistics": True}
@@ -41,6 +44,10 @@ _PARQUET_OPTS = {"compression": "zstd", "compression_level": 3, "statistics": Tr
 
 class StorageError(RuntimeError):
     """A storage root or stored version that cannot be used, with the path in the message."""
+
+
+class CorruptVersion(StorageError):
+    """A stored version whose files no longer match its name (pipeline/integrity.py)."""
 
 
 @dataclass
@@ -121,21 +128,6 @@ def _safe_component(name: str) -> str:
 # ---------------------------------------------------------------- hashing
 
 
-def _hash_files(folder: Path) -> tuple[str, int]:
-    """sha256 over sorted relative paths and file bytes; returns (hex, total bytes)."""
-    digest = hashlib.sha256()
-    total = 0
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = file.relative_to(folder).as_posix()
-        digest.update(rel.encode() + b"\0")
-        with file.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                total += len(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest(), total
-
-
 def checkpoint_hash(ckpt: Checkpoint) -> str:
     """Hash of tensor names, dtypes, shapes and raw bytes plus the JSON config.
 
@@ -186,12 +178,13 @@ def stage(root: Path, value: Any) -> StagedVersion:
             kind = "files"
         else:
             raise StorageError(f"cannot store a value of type {type(value).__name__}")
-        (staging / "KIND").write_text(kind)
+        (staging / integrity.KIND).write_text(kind)
         if kind == "checkpoint":
             version = checkpoint_hash(value)
-            _, num_bytes = _hash_files(staging)
+            _, num_bytes = integrity.folder_hash(staging)
         else:
-            version, num_bytes = _hash_files(staging)
+            version, num_bytes = integrity.folder_hash(staging)
+        integrity.write_manifest(staging, version, kind)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -238,22 +231,33 @@ class _RestrictedCheckpointError(StorageError):
     pass
 
 
-def read(path: Path) -> Any:
-    """Load a committed version folder; refuses anything but plain tensors and containers."""
+def read(path: Path, verify: str = "fast") -> Any:
+    """Load a committed version folder after checking it (pipeline/integrity.py).
+
+    ``verify`` is ``fast`` (tables and checkpoints rehashed, folders of files checked for
+    sizes and mtimes) or ``full`` (everything rehashed). A damaged version raises
+    :class:`CorruptVersion`; checkpoints refuse anything but plain tensors and containers.
+    """
     path = Path(path)
-    kind_file = path / "KIND"
+    kind_file = path / integrity.KIND
     if not kind_file.is_file():
         raise StorageError(f"{path} is not a stored version (no KIND file)")
     kind = kind_file.read_text().strip()
+    if kind not in ("table", "tables", "checkpoint", "files"):
+        raise StorageError(f"{path} has unknown kind {kind!r}")
+    try:
+        integrity.check_files(path, kind, verify)
+        if kind == "checkpoint":
+            ckpt = load_checkpoint(path / "checkpoint.pt")
+            integrity.check_checkpoint_version(path, checkpoint_hash(ckpt))
+            return ckpt
+    except integrity.CorruptVersionError as exc:
+        raise CorruptVersion(str(exc)) from None
     if kind == "table":
         return pl.read_parquet(path / "table.parquet")
     if kind == "tables":
         return {p.stem: pl.read_parquet(p) for p in sorted(path.glob("*.parquet"))}
-    if kind == "checkpoint":
-        return load_checkpoint(path / "checkpoint.pt")
-    if kind == "files":
-        return FileTree(path / "files")
-    raise StorageError(f"{path} has unknown kind {kind!r}")
+    return FileTree(path / "files")
 
 
 def load_checkpoint(file: Path) -> Checkpoint:
@@ -291,10 +295,20 @@ class GcReport:
 
 def _version_dirs(root: Path) -> Iterable[Path]:
     """Every committed version folder under root (a folder holding a KIND file)."""
-    for kind in root.rglob("KIND"):
+    for kind in root.rglob(integrity.KIND):
         folder = kind.parent
         if STAGING not in folder.relative_to(root).parts:
             yield folder
+
+
+def version_dirs(root: Path, asset: str | None = None) -> list[Path]:
+    """Committed version folders of every asset (or of ``asset``), sorted; caches excluded."""
+    root = Path(root)
+    base = root if asset is None else asset_dir(root, asset.split("/"))
+    if not base.is_dir():
+        return []
+    return sorted(f for f in _version_dirs(base)
+                  if not {STAGING, CACHE} & set(f.relative_to(root).parts))
 
 
 def _du(path: Path) -> int:

@@ -38,7 +38,7 @@ import psutil
 import pytest
 
 from models import synthetic
-from pipeline import storage
+from pipeline import integrity, storage
 from pipeline.config import load_dataset_config
 from pipeline.settings import PROJECT_ROOT
 from tests.conftest import materialization_count as count
@@ -121,7 +121,7 @@ def assert_nothing_partial(root: Path, instance: dg.DagsterInstance) -> None:
             continue
         value = storage.read(folder)
         actual = (storage.checkpoint_hash(value) if isinstance(value, storage.Checkpoint)
-                  else storage._hash_files(folder)[0])
+                  else integrity.folder_hash(folder)[0])
         assert actual == folder.name, f"{folder} does not hold the content its name promises"
         committed.add(folder.resolve())
     for pointer in root.rglob(storage.LATEST):
