@@ -7,6 +7,8 @@ load the model. The cache only saves time; the asset's output is an ordinary
 content-addressed version.
 """
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
@@ -24,7 +26,7 @@ from models.text_embedding import (
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority, step_threads
-from pipeline.io_managers import VersionStore
+from pipeline.io_managers import CACHE, VersionStore
 from pipeline.versioning import code_version
 
 CACHE_DIR = (".cache", "embeddings")
@@ -80,6 +82,7 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
                               "embedding": matrix})
         return store.publish(
             table, domain=domain, model=cfg.embedding.model, model_identity=embedder.identity,
+            **{CACHE: str(Path(*CACHE_DIR, embedder.identity))},
             dim=int(matrix.shape[1]), cache_hits=stats.cache_hits, cache_misses=stats.cache_misses,
             encoded_texts=stats.encoded, empty_texts=stats.empty_texts,
             encode_seconds=round(stats.encode_seconds, 3), items_per_s=round(stats.items_per_s, 1),

@@ -24,7 +24,7 @@ from models.pseudo import generation_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority
-from pipeline.io_managers import VersionStore
+from pipeline.io_managers import CACHE, VersionStore
 from pipeline.storage import FileTree
 from pipeline.versioning import code_version
 
@@ -120,6 +120,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
             parse_drops=dg.MetadataValue.json(dict(drops)),
             mean_titles_per_user=round(float(frame["titles"].list.len().mean() or 0.0), 2),
             template=gen.template, template_sha256=template.sha256,
+            **{CACHE: str(Path(*RESUME_DIR, spec_key))},
             samples=dg.MetadataValue.md(_sample_md(frame, prefixes)))
 
     return [pseudo_generations]

@@ -51,11 +51,13 @@ def referenced_paths(defs, instance, root: Path) -> set[Path]:
     """Every version folder that a latest materialization (per asset and partition) points to.
 
     Also the folders such a version reads (its ``needs`` metadata, relative to ``root``): the
-    demo corpus that the raw_sources manifest names.
+    demo corpus that the raw_sources manifest names; and the ``.cache`` entry its work lives
+    in (its ``cache`` metadata): the embedding cache of the current model, the LLM chunks of
+    the current prompts.
     """
     import dagster as dg
 
-    from pipeline.io_managers import NEEDS
+    from pipeline.io_managers import CACHE, NEEDS
 
     paths: set[Path] = set()
     for key in defs.resolve_asset_graph().get_all_asset_keys():
@@ -70,6 +72,8 @@ def referenced_paths(defs, instance, root: Path) -> set[Path]:
                 if "path" in meta:
                     paths.add(Path(meta["path"].value))
                 paths.update(root / rel for rel in (meta[NEEDS].value if NEEDS in meta else []))
+                if CACHE in meta:
+                    paths.add(root / meta[CACHE].value)
     return paths
 
 
@@ -208,10 +212,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
         keep = referenced_paths(defs, instance, root)
     report = storage.collect_garbage(root, keep, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    for path in report.removed:
+    for path in report.removed + report.cache_removed:
         print(f"{verb} {path}")
     print(f"{verb} {len(report.removed)} folders ({report.freed_bytes / 1e6:.1f} MB); "
           f"kept {len(report.kept)} referenced versions")
+    print(f"{verb} {len(report.cache_removed)} cache entries ({report.cache_freed_bytes / 1e6:.1f} "
+          f"MB); kept {len(report.cache_kept)} in use or younger than an hour")
     return 0
 
 

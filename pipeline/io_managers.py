@@ -20,6 +20,9 @@ from pipeline import settings, storage
 # metadata naming the version folders (relative to the storage root) that a version reads
 # besides its upstream assets, e.g. raw_sources -> the generated demo corpus; `gc` keeps them
 NEEDS = "needs"
+# metadata naming the folder of <root>/.cache/ that an asset's work lives in (relative to the
+# root), e.g. the embedding cache of its model or the LLM chunks of its prompts; `gc` keeps it
+CACHE = "cache"
 
 
 def _table_metadata(frame: pl.DataFrame) -> dict[str, Any]:

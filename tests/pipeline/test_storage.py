@@ -1,5 +1,7 @@
 import os
 import pickle
+import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -142,3 +144,28 @@ def test_gc_removes_unreferenced_versions_and_old_staging(root):
     report = storage.collect_garbage(root, {keep})
     assert keep.exists() and not drop.exists() and not stale.exists() and fresh.exists()
     assert report.freed_bytes > 0
+
+
+def _aged(folder: Path, files: dict[str, bytes], age_s: float) -> Path:
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    then = time.time() - age_s
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (then, then))
+    return folder
+
+
+def test_gc_removes_stale_unreferenced_cache_entries_and_reports_their_bytes(root):
+    cache = root / storage.CACHE
+    old_model = _aged(cache / "embeddings" / "old-model", {"s.parquet": b"x" * 1000}, 7200)
+    current = _aged(cache / "embeddings" / "current-model", {"s.parquet": b"y" * 500}, 7200)
+    killed = _aged(cache / "lgcd" / "killed-run", {"last.pt": b"z" * 300}, 7200)
+    running = _aged(cache / "lgcd" / "running", {"last.pt": b"w" * 300}, 10)
+    dry = storage.collect_garbage(root, {current}, dry_run=True)
+    assert set(dry.cache_removed) == {old_model, killed} and old_model.exists()
+    report = storage.collect_garbage(root, {current})
+    assert report.cache_freed_bytes == 1300
+    assert not old_model.exists() and not killed.exists()
+    assert current.exists() and running.exists()
+    assert set(report.cache_kept) == {current, running}
