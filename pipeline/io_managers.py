@@ -52,7 +52,10 @@ class VersionStore(dg.ConfigurableResource):
         Metadata always includes the version and byte size; tables add row count
         and schema (per table for a bundle).
         """
-        staged = storage.stage(self.path(), value)
+        try:
+            staged = storage.stage(self.path(), value)
+        except storage.StorageError as exc:  # disk full, size limit: one line, not a traceback
+            raise dg.Failure(description=str(exc), metadata={"error": "StorageError"}) from exc
         meta: dict[str, Any] = {
             "version": staged.version,
             "bytes": staged.num_bytes,
@@ -79,8 +82,11 @@ class VersionedIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         root = self.store.path()
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        staged = obj if isinstance(obj, storage.StagedVersion) else storage.stage(root, obj)
-        final = storage.commit(root, context.asset_key.path, partition, staged)
+        try:
+            staged = obj if isinstance(obj, storage.StagedVersion) else storage.stage(root, obj)
+            final = storage.commit(root, context.asset_key.path, partition, staged)
+        except storage.StorageError as exc:
+            raise dg.Failure(description=str(exc), metadata={"error": "StorageError"}) from exc
         context.add_output_metadata({"path": dg.MetadataValue.path(str(final))})
         if not isinstance(obj, storage.StagedVersion):
             context.add_output_metadata({"version": staged.version, "bytes": staged.num_bytes})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import time
 import uuid
@@ -185,10 +186,36 @@ def stage(root: Path, value: Any) -> StagedVersion:
         else:
             version, num_bytes = integrity.folder_hash(staging)
         integrity.write_manifest(staging, version, kind)
+    except StorageError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except Exception as exc:  # disk full, a file-size limit, an I/O error mid-write
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _write_failure(root, "write a version", exc) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return StagedVersion(staging, version, kind, num_bytes)
+
+
+def _write_failure(root: Path, action: str, exc: BaseException) -> StorageError:
+    """A failed write as one message: the storage root, the cause, and what to check.
+
+    polars and torch report a full disk or a file-size limit in their own words ("os error
+    27", "unexpected pos"), so the message adds what the root has left and this process's
+    file-size limit.
+    """
+    cause = f"{exc.strerror} (errno {exc.errno})" if isinstance(exc, OSError) and exc.strerror \
+        else f"{type(exc).__name__}: {exc}"
+    try:
+        free = f"{shutil.disk_usage(root).free / 1e6:.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = "" if soft == resource.RLIM_INFINITY else \
+        f"; this process may write files of at most {soft} bytes (RLIMIT_FSIZE)"
+    return StorageError(f"could not {action} under storage root {root}: {cause}. Nothing was "
+                        f"published and the previous version is unchanged ({free}{limit})")
 
 
 def commit(root: Path, key_path: Iterable[str], partition: str | None, staged: StagedVersion) -> Path:
@@ -198,18 +225,22 @@ def commit(root: Path, key_path: Iterable[str], partition: str | None, staged: S
     whichever rename wins, both writers see the same complete folder.
     """
     target_parent = asset_dir(root, key_path, partition)
-    target_parent.mkdir(parents=True, exist_ok=True)
     target = target_parent / staged.version
-    if target.exists():
-        shutil.rmtree(staged.staging_path, ignore_errors=True)
-    else:
-        try:
-            os.rename(staged.staging_path, target)
-        except OSError:
-            if not target.exists():
-                raise
+    try:
+        target_parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
             shutil.rmtree(staged.staging_path, ignore_errors=True)
-    _write_latest(target_parent, staged.version)
+        else:
+            try:
+                os.rename(staged.staging_path, target)
+            except OSError:
+                if not target.exists():
+                    raise
+                shutil.rmtree(staged.staging_path, ignore_errors=True)
+        _write_latest(target_parent, staged.version)
+    except OSError as exc:  # read-only or full storage between staging and the rename
+        shutil.rmtree(staged.staging_path, ignore_errors=True)
+        raise _write_failure(root, f"commit version {staged.version}", exc) from exc
     return target
 
 
