@@ -8,7 +8,6 @@ line that names the expression and what is wrong, not a Dagster traceback.
 """
 
 import dagster as dg
-from dagster._core.errors import DagsterError
 
 
 class SelectionError(ValueError):
@@ -23,7 +22,7 @@ def parse(expr: str) -> dg.AssetSelection:
                              "expression such as '*sequences' or 'group:prepare'")
     try:
         return dg.AssetSelection.from_string(text)
-    except DagsterError as first:
+    except dg.DagsterError as first:
         if "," not in text:
             raise SelectionError(f"--select {expr!r} is not a Dagster selection: {first}") from first
         return dg.AssetSelection.from_coercible([part.strip() for part in text.split(",")])
@@ -32,11 +31,10 @@ def parse(expr: str) -> dg.AssetSelection:
 def resolve(expr: str, job: dg.JobDefinition) -> list[dg.AssetKey]:
     """Keys of ``job``'s assets that ``expr`` selects, sorted; an empty result is an error."""
     graph = job.asset_layer.asset_graph
+    selection = parse(expr)
     try:
-        keys = parse(expr).resolve(graph)
-    except SelectionError:
-        raise
-    except DagsterError as exc:
+        keys = selection.resolve(graph)
+    except dg.DagsterError as exc:
         raise SelectionError(f"--select {expr!r} in job '{job.name}': {exc}") from exc
     keys = sorted(k for k in keys if job.asset_layer.has(k))
     if not keys:
