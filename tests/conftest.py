@@ -80,10 +80,12 @@ TINY = {
     "evaluation": {"seeds": [0], "baselines": ["popularity", "item_knn", "sasrec"],
                    "sequential": {"d": 16, "n_layers": 1, "epochs": 1, "patience": 1}},
 }
-# metadata that two identical runs may not share: where storage lives, wall-clock figures
-# (names ending in _s or _seconds, e.g. tokens_per_s, train_seconds) and the per-epoch and
-# per-seed training tables (their metrics are also in the curves, but they hold a seconds column)
-UNREPRODUCIBLE_NAMES = frozenset({"path", "epochs", "training"})
+# metadata that two identical runs may not share: where storage lives (``path``, and the
+# ``cache`` entry of the LLM chunks, whose key holds the model folder's path), wall-clock
+# figures (names ending in _s or _seconds, e.g. tokens_per_s, train_seconds) and the per-epoch
+# and per-seed training tables (their metrics are also in the curves, but they hold a seconds
+# column)
+UNREPRODUCIBLE_NAMES = frozenset({"path", "cache", "epochs", "training"})
 
 
 def reproducible(name: str) -> bool:

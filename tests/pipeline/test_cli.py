@@ -94,17 +94,17 @@ def test_missing_where_and_gc_keep_only_what_the_latest_run_uses(demo_run):
     assert again.returncode == 0 and "Nothing to do" in again.stdout, again.stderr[-2000:]
     where = run_cli(["where"], env)
     assert "raw_sources" in where.stdout
-    # a cache entry no asset names (an old embedding model), last touched two hours ago
+    # the cache entries the latest run's assets name, aged: kept because they are named
+    named = [e for stage in ("embeddings", "pseudo_generations")
+             for e in (root / storage.CACHE / stage).iterdir()]
+    for path in [p for e in named for p in (e, *e.rglob("*"))]:
+        os.utime(path, (0, 0))
+    # a cache entry no asset names (an old embedding model), as old
     stale = root / storage.CACHE / "embeddings" / "retired-model"
     stale.mkdir(parents=True)
     (stale / "shard.parquet").write_bytes(b"\0" * 2_000_000)
     os.utime(stale / "shard.parquet", (0, 0))
     os.utime(stale, (0, 0))
-    # the entries the latest run's assets name, aged the same: kept because they are named
-    named = [e for stage in ("embeddings", "pseudo_generations")
-             for e in (root / storage.CACHE / stage).iterdir()]
-    for path in [p for e in named for p in (e, *e.rglob("*"))]:
-        os.utime(path, (0, 0))
     gc = run_cli(["gc"], env)
     assert gc.returncode == 0, gc.stderr
     assert not orphan.exists() and not stale.exists()
