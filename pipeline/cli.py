@@ -7,11 +7,11 @@
     python -m pipeline.cli run --select '*sequences'      # part of the graph: any asset key or
                                         # Dagster selection expression (pipeline/selection.py)
     python -m pipeline.cli run --job pseudo_refresh       # one of the jobs in pipeline/jobs.py
-
-``demo`` is ``run`` with the whole ``full_rebuild`` job of the configured dataset.
     python -m pipeline.cli where        # latest version folder of every asset
     python -m pipeline.cli verify [--asset KEY]  # rehash stored versions, list the bad ones
     python -m pipeline.cli gc [--dry-run]  # delete versions no latest materialization uses
+
+``demo`` is ``run`` with the whole ``full_rebuild`` job of the configured dataset.
 
 All commands use ``$DAGSTER_HOME`` (default ``.lgcd/<dataset>/dagster_home``),
 so runs made here show up in the Dagster UI started by ``make ui``.
