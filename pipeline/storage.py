@@ -14,6 +14,11 @@ Three kinds of value are stored:
   with ``torch.load(weights_only=True)`` so a tampered file cannot run code)
 * :class:`FileTree`               -> an arbitrary folder (raw corpora, HF model folders)
 
+Each version also holds ``MANIFEST.json`` (sizes, mtimes and digests of its files,
+outside the hash) and :func:`read` checks the folder against it and its name before
+loading (pipeline/integrity.py). A write that fails part-way (disk full, a file-size
+limit) leaves nothing but an error naming the root and the cause.
+
 This module has no Dagster imports: the IO manager adapts it, tests drive it directly.
 """
 
