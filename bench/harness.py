@@ -36,3 +36,17 @@ def report(name: str, figure: float, baseline: float, unit: str, higher_is_bette
             "unit": unit, "ratio": round(ratio, 3), "higher_is_better": higher_is_better, **extra}
     print(json.dumps(line), flush=True)
     return line
+
+
+def latest_stored(root, name: str):
+    """The latest stored version of asset ``name`` under a storage root, loaded and verified.
+
+    For the scripts that measure on a dataset's stored artifacts (one pipeline run first).
+    """
+    from pipeline import storage
+
+    version = storage.latest_version(root, [name])
+    if version is None:
+        raise SystemExit(f"no stored version of {name} under {root}; materialize the dataset "
+                         "first (python -m pipeline.cli demo)")
+    return storage.read(storage.asset_dir(root, [name]) / version)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from bench.harness import report
+from bench.harness import latest_stored, report
 from models.lgcd_pipeline import fit, torch_threads, training_rows, validation_rows
 from models.sequence_encoder import DomainEncoder
-from pipeline import settings, storage
+from pipeline import settings
 from pipeline.config import load_dataset_config
 
 # The paper's reading as this project first implemented it: an epoch is one pass over the
@@ -96,14 +96,6 @@ SETTINGS: dict[str, dict] = {
 }
 
 
-def latest(root: Path, name: str):
-    version = storage.latest_version(root, [name])
-    if version is None:
-        raise SystemExit(f"no stored version of {name} under {root}; materialize the dataset "
-                         "first (python -m pipeline.cli demo)")
-    return storage.read(storage.asset_dir(root, [name]) / version)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="paper,default",
@@ -122,8 +114,8 @@ def main() -> None:
         raise SystemExit(f"unknown settings {unknown}; allowed {sorted(SETTINGS)}")
     cfg = load_dataset_config(settings.dataset_config_path())
     root = Path(settings.storage_root_default())
-    sequences, pseudo = latest(root, "sequences"), latest(root, args.pseudo)
-    ckpts = {d: latest(root, f"sequence_encoder_{d.lower()}") for d in ("A", "B")}
+    sequences, pseudo = latest_stored(root, "sequences"), latest_stored(root, args.pseudo)
+    ckpts = {d: latest_stored(root, f"sequence_encoder_{d.lower()}") for d in ("A", "B")}
     stage = cfg.lgcd
     budget = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
                                 ("seed", args.seed)) if v is not None}

@@ -18,17 +18,9 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.harness import report
+from bench.harness import latest_stored, report
 from models.evaluation import metrics_by_target_popularity
-from pipeline import settings, storage
-
-
-def latest(root: Path, name: str) -> pl.DataFrame:
-    version = storage.latest_version(root, [name])
-    if version is None:
-        raise SystemExit(f"no stored version of {name} under {root}; materialize the dataset "
-                         "first (python -m pipeline.cli demo)")
-    return storage.read(storage.asset_dir(root, [name]) / version)
+from pipeline import settings
 
 
 def main() -> None:
@@ -39,9 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(settings.storage_root_default())
     models = [m for m in args.models.split(",") if m and m != args.baseline]
-    ranks = pl.concat([latest(root, f"ranks_{m}") for m in [args.baseline, *models]])
+    ranks = pl.concat([latest_stored(root, f"ranks_{m}") for m in [args.baseline, *models]])
     table = metrics_by_target_popularity(ranks.filter(pl.col("protocol") == args.protocol),
-                                         latest(root, "sequences"))
+                                         latest_stored(root, "sequences"))
     if table.is_empty():
         raise SystemExit(f"no ranks under protocol {args.protocol!r}")
     load = round(os.getloadavg()[0], 2)
