@@ -204,6 +204,21 @@ def run_cli(args: list[str], env: dict[str, str], offline: bool = False,
                           text=True, **kw)
 
 
+def stop_process_group(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children, then SIGKILL.
+
+    Servers the tests start (``dagster dev``, a celery worker) fork children of their own.
+    """
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def can_isolate_network() -> bool:
     if not shutil.which("unshare") or not shutil.which("ip"):
         return False

@@ -12,7 +12,6 @@ or the CLI's) gets the same count in both runs.
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import open_instance, write_tiny_yaml
+from tests.conftest import open_instance, stop_process_group, write_tiny_yaml
 
 BIN = Path(sys.executable).parent
 REDIS = shutil.which("redis-server")
@@ -41,17 +40,6 @@ def wait_for(predicate, what: str, timeout_s: float = 60.0) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a process and its children (celery forks its pool workers)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def execute(env: dict[str, str], worker_log: Path | None = None) -> None:
@@ -122,8 +110,8 @@ def test_tiny_graph_on_a_celery_worker_matches_the_in_process_run(tmp_path):
         execute(env_of["celery"], log)
     finally:
         if worker is not None:
-            stop(worker)
-        stop(server)
+            stop_process_group(worker)
+        stop_process_group(server)
 
     expected, versions = (data_versions(homes[ex]) for ex in ("in_process", "celery"))
     assert len(expected) >= 20 and versions == expected

@@ -8,7 +8,6 @@ tests/artifacts/ui/, and stops the server with SIGTERM to the group.
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -19,7 +18,7 @@ import pytest
 
 from pipeline.definitions import build_definitions
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import latest_materialization, small_demo_config
+from tests.conftest import latest_materialization, small_demo_config, stop_process_group
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "ui"
@@ -68,12 +67,7 @@ def server(materialized, request):
         request.node.expected_rows = materialized["EXPECTED_SEQUENCE_ROWS"]
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         log.close()
     assert proc.returncode is not None
 
