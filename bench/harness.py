@@ -38,6 +38,21 @@ def report(name: str, figure: float, baseline: float, unit: str, higher_is_bette
     return line
 
 
+def reset_peak_rss() -> None:
+    """Restart the kernel's peak-RSS counter (VmHWM), so a later ``peak_rss_mb`` is one step's."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak (``VmHWM``) or current (``VmRSS``) resident set, in MB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def latest_stored(root, name: str):
     """The latest stored version of asset ``name`` under a storage root, loaded and verified.
 

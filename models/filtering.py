@@ -3,10 +3,14 @@
 Why k-core this way: the k-core of a bipartite graph is unique, so removing every
 user and item below ``k`` at once, repeatedly, reaches the same fixed point as any
 other removal order. Keys are encoded once to dense integers (see
-:func:`dense_ids`), and each round is two ``bincount`` passes over shrinking
-integer arrays (numpy) instead of a string group-by per round. An item's key is
-(item, domain); a user's degree counts both domains.
+:func:`dense_ids`). The rounds then peel: degrees are counted once, and each round
+subtracts only the rows that died in it, so a round costs two lookups of a boolean
+table per row instead of two full ``bincount`` passes and three array compactions
+(10M rows, 9 rounds: 0.46 s instead of 1.47 s). An item's key is (item, domain); a
+user's degree counts both domains.
 """
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -16,6 +20,7 @@ import pyarrow.compute as pc
 from models.errors import UnusableDataError
 
 DAY_S = 86_400
+_CHECK_SEED = 0x5EED_C0DE  # the second, independent hash that checks the first
 
 
 def apply_window(interactions: pl.DataFrame, window_days: int | None) -> pl.DataFrame:
@@ -26,43 +31,90 @@ def apply_window(interactions: pl.DataFrame, window_days: int | None) -> pl.Data
     return interactions.filter(pl.col("timestamp") > newest - window_days * DAY_S)
 
 
-def dense_ids(keys: pl.Series) -> np.ndarray:
-    """Exact dense ids (0..distinct-1) of a string column.
+def _dictionary_ids(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(values, pa.ChunkedArray):  # one array, so one dictionary
+        values = values.combine_chunks()
+    return pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.intp)
 
-    Arrow's dictionary encoding is the cheapest exact string hash table measured
-    here (about half the CPU of a polars categorical cast on 10M keys); it runs
-    once per column, after which every round works on integers.
+
+def _hash(keys: pl.Series, seed: int) -> pl.Series:
+    return keys.hash(seed=seed)
+
+
+def dense_ids(keys: pl.Series) -> np.ndarray:
+    """Dense ids (0..distinct-1, numpy's index type) of a string column.
+
+    Why hashing first: a hash table over 10M strings costs 1.5 s of one core (Arrow's
+    dictionary encoding, the cheapest exact string table measured here), while polars
+    hashes them on all cores in 0.02 s and Arrow encodes the 64-bit hashes in 0.5 s.
+    That 0.5 s is memory latency: 2M distinct users do not fit in cache, so nearly
+    every row misses it. Grouping rows by hash bits first, so that each group's table
+    fits, saved 0.1 s on users and nothing on items: the regrouping reads the rows at
+    random too.
+
+    Two different keys with the same hash would share an id, so 32 bits of a second
+    hash with an independent seed are compared within each id; any disagreement
+    falls back to encoding the strings themselves. Ids can then be wrong only if two
+    keys collide in 96 bits at once (about n^2 / 2^97: 10^-15 for 10M keys). The
+    index type (int64) is kept throughout because numpy casts any other index array
+    to it on every lookup.
     """
-    strings = keys.rechunk().to_arrow()
-    if isinstance(strings, pa.ChunkedArray):  # one array, so one dictionary
-        strings = strings.combine_chunks()
-    indices = pc.dictionary_encode(strings).indices
-    return indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if keys.null_count():
+        raise ValueError(f"column {keys.name!r} has {keys.null_count()} nulls; keys must be set")
+    ids = _dictionary_ids(_hash(keys, 0).to_arrow())  # (n,)
+    check = _hash(keys, _CHECK_SEED).to_numpy().astype(np.uint32)  # (n,) low 32 bits
+    seen = np.empty(int(ids.max(initial=-1)) + 1, dtype=np.uint32)  # (n_ids,)
+    seen[ids] = check  # one row's check value per id: the last write wins
+    if not np.array_equal(seen[ids], check):
+        return _dictionary_ids(keys.rechunk().to_arrow())
+    return ids
 
 
 def _codes(interactions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Integer keys: user, and (item, domain) as item id * 2 + domain bit."""
-    users = dense_ids(interactions["user"])
-    items = dense_ids(interactions["item"]) * 2 + (interactions["domain"] == "B").to_numpy()
-    return users, items
+    """Integer keys: user, and (item, domain) as item id * 2 + domain bit.
+
+    The two columns are encoded in two threads: polars and Arrow release the GIL.
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        users = pool.submit(dense_ids, interactions["user"])
+        items = pool.submit(dense_ids, interactions["item"])
+        domain_b = (interactions["domain"] == "B").to_numpy()
+        return users.result(), items.result() * 2 + domain_b
+
+
+def peel(users: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """Rows of the k-core as a boolean mask over the input rows, and the rounds it took.
+
+    ``users``/``items``: (n,) dense integer keys. A round drops every row whose user or
+    item is below ``k``, then subtracts just those rows from the degrees.
+    """
+    user_deg, item_deg = np.bincount(users), np.bincount(items)  # (n_users,), (n_items,)
+    user_ok, item_ok = user_deg >= k, item_deg >= k
+    alive = user_ok[users] & item_ok[items]  # (n,) bool
+    dead = np.flatnonzero(~alive)
+    rounds = 1
+    while dead.size:
+        user_deg -= np.bincount(users[dead], minlength=user_deg.size)
+        item_deg -= np.bincount(items[dead], minlength=item_deg.size)
+        user_ok &= user_deg >= k
+        item_ok &= item_deg >= k
+        still = alive & user_ok[users] & item_ok[items]
+        dead = np.flatnonzero(alive & ~still)
+        alive = still
+        rounds += 1
+    return alive, rounds
 
 
 def kcore(interactions: pl.DataFrame, k: int) -> tuple[pl.DataFrame, int]:
-    """Reduce to the k-core (row order kept); also return the number of rounds."""
+    """Reduce to the k-core (row order kept); also return the number of rounds.
+
+    A round is one pass that finds rows to drop; the last round finds none.
+    """
     if interactions.height == 0:
         return interactions, 0
     users, items = _codes(interactions)
-    rows = np.arange(users.size)
-    rounds = 0
-    while rows.size:
-        rounds += 1
-        keep = (np.bincount(users)[users] >= k) & (np.bincount(items)[items] >= k)
-        if keep.all():
-            break
-        users, items, rows = users[keep], items[keep], rows[keep]
-    mask = np.zeros(interactions.height, dtype=bool)
-    mask[rows] = True
-    return interactions.filter(pl.Series(mask)), rounds
+    alive, rounds = peel(users, items, k)
+    return interactions.filter(pl.Series(alive)), rounds
 
 
 def kcore_violations(interactions: pl.DataFrame, k: int) -> dict[str, int]:

@@ -94,6 +94,22 @@ def test_filter_items_keeps_items_with_interactions():
     assert filter_items(items, inter)["title"].to_list() == ["c"]
 
 
+def test_dense_ids_stay_exact_when_the_first_hash_collides(monkeypatch):
+    """Every key hashed to one value: the check hash sees it and the strings are encoded."""
+    import models.filtering as filtering
+
+    real = filtering._hash
+    monkeypatch.setattr(filtering, "_hash", lambda keys, seed: (
+        pl.Series(np.zeros(len(keys), dtype=np.uint64)) if seed == 0 else real(keys, seed)))
+    keys = pl.Series("user", ["b", "a", "b", "c", "a"])
+    assert dense_ids(keys).tolist() == [0, 1, 0, 2, 1]
+
+
+def test_dense_ids_refuse_null_keys():
+    with pytest.raises(ValueError, match="'user' has 1 nulls"):
+        dense_ids(pl.Series("user", ["a", None]))
+
+
 def test_dense_ids_number_distinct_strings_exactly():
     frame = random_interactions(3, n=500)
     for column in ("user", "item"):
