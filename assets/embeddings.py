@@ -22,6 +22,7 @@ from models.text_embedding import (
     item_texts,
     model_identity,
     resolve_model,
+    resolve_runtime,
 )
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
@@ -45,7 +46,8 @@ def _model_version(cfg: DatasetConfig) -> str:
     """
     try:
         folder = resolve_model(cfg.embedding.model)
-        return model_identity(cfg.embedding.model, folder, cfg.embedding)
+        return model_identity(cfg.embedding.model, folder, cfg.embedding,
+                              resolve_runtime(cfg.embedding))
     except EmbeddingError:
         return f"unresolved:{cfg.embedding.model}"
 
@@ -75,6 +77,8 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
             texts = item_texts(rows["text"].to_list(), rows["title"].to_list())
             matrix, stats = embedder.embed(texts, cache_root=store.path().joinpath(*CACHE_DIR),
                                            progress=log_progress, progress_every_s=PROGRESS_EVERY_S)
+        if embedder.runtime.fallback:
+            context.log.warning(f"domain {domain}: {embedder.runtime.fallback}")
         if stats.empty_texts:
             context.log.warning(f"domain {domain}: {stats.empty_texts} items have no text; they "
                                 "share the model's empty-text embedding")
@@ -86,7 +90,8 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
             dim=int(matrix.shape[1]), cache_hits=stats.cache_hits, cache_misses=stats.cache_misses,
             encoded_texts=stats.encoded, empty_texts=stats.empty_texts,
             encode_seconds=round(stats.encode_seconds, 3), items_per_s=round(stats.items_per_s, 1),
-            model_load_seconds=round(stats.load_seconds, 3))
+            model_load_seconds=round(stats.load_seconds, 3), backend=embedder.runtime.backend,
+            dtype=embedder.runtime.dtype, backend_fallback=embedder.runtime.fallback or "none")
 
     return item_text_embeddings
 

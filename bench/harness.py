@@ -38,6 +38,41 @@ def report(name: str, figure: float, baseline: float, unit: str, higher_is_bette
     return line
 
 
+def cpu_model() -> str:
+    """``lscpu``'s model name, printed beside figures (machines of one kind differ)."""
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def matmul_peak_gflops(dtype: str = "fp32", threads: int | None = None, size: int = 2048,
+                       seconds: float = 1.0) -> float:
+    """The machine's limit for dense math: best GFLOP/s of a ``size``² torch matmul.
+
+    Measured in the calling run, so a benchmark prints its figure beside the peak of
+    the same moment (an idle machine and a loaded one differ 5 to 10 times).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
+        a @ b  # warm-up
+        best, deadline = float("inf"), time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        return 2 * size**3 / best / 1e9
+    finally:
+        torch.set_num_threads(previous)
+
+
 def reset_peak_rss() -> None:
     """Restart the kernel's peak-RSS counter (VmHWM), so a later ``peak_rss_mb`` is one step's."""
     with open("/proc/self/clear_refs", "w") as handle:

@@ -13,7 +13,7 @@ import pytest
 from assets import embeddings, encoders
 from models.encoder_training import EncoderTrainConfig
 from models.sequence_encoder import DomainEncoder, pad_sequences
-from models.text_embedding import EmbeddingConfig
+from models.text_embedding import EmbeddingConfig, TextEmbedder
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
 from tests.conftest import latest_materialization
@@ -82,6 +82,9 @@ def test_embeddings_and_encoders_materialize_per_domain(demo_cfg, storage_root, 
     emb = latest_materialization(instance, "item_text_embeddings_a").metadata
     assert emb["cache_misses"].value == 30 and emb["encoded_texts"].value == 30
     assert emb["empty_texts"].value == 1 and emb["dim"].value == 384
+    runtime = TextEmbedder(demo_cfg.embedding).runtime  # what this machine runs
+    assert (emb["backend"].value, emb["dtype"].value) == (runtime.backend, runtime.dtype)
+    assert emb["backend_fallback"].value == "none"
     table = storage.read(emb["path"].value)
     assert table.columns == ["item", "index", "embedding"] and table.height == 30
 

@@ -1,19 +1,24 @@
 import hashlib
+import logging
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from models import text_embedding
 from models.text_embedding import (
     EmbeddingCache,
     EmbeddingConfig,
     EmbeddingError,
+    Runtime,
     TextEmbedder,
     domain_items,
     has_content,
     item_texts,
     model_identity,
     resolve_model,
+    resolve_runtime,
 )
 
 DIM = 6
@@ -33,6 +38,8 @@ class CountingModel:
 
 
 def fake_embedder(**cfg) -> tuple[TextEmbedder, CountingModel]:
+    """Unnormalized unless asked, so outputs can be compared with the fake's raw rows."""
+    cfg.setdefault("normalize", False)
     model = CountingModel()
     return TextEmbedder(EmbeddingConfig(**cfg), model=model, identity="fake-1"), model
 
@@ -71,11 +78,11 @@ class FailingModel(CountingModel):
 
 def test_killed_run_resumes_from_the_blocks_it_cached(tmp_path):
     texts = [f"title {i}" for i in range(300)]  # batch_size 1: blocks of 128 texts
-    crashing = TextEmbedder(EmbeddingConfig(batch_size=1), model=FailingModel(200), identity="f")
+    crashing = TextEmbedder(EmbeddingConfig(batch_size=1, normalize=False), model=FailingModel(200), identity="f")
     with pytest.raises(RuntimeError, match="killed"):
         crashing.embed(texts, cache_root=tmp_path)
     model = CountingModel()
-    out, stats = TextEmbedder(EmbeddingConfig(batch_size=1), model=model, identity="f").embed(
+    out, stats = TextEmbedder(EmbeddingConfig(batch_size=1, normalize=False), model=model, identity="f").embed(
         texts, cache_root=tmp_path)
     assert stats.cache_hits == 128 and stats.encoded == 172 == len(model.encoded)
     np.testing.assert_array_equal(out, CountingModel().encode(texts))
@@ -143,6 +150,12 @@ def test_empty_texts_get_fallback_or_the_fixed_empty_embedding(tmp_path):
     assert not has_content(" | | ") and has_content("a |")
 
 
+def test_normalize_makes_unit_rows_in_fp32(tmp_path):
+    embedder, _ = fake_embedder(normalize=True)
+    out, _ = embedder.embed(["a", "b", "c"], cache_root=tmp_path)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+
+
 def test_missing_model_folder_is_named(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(EmbeddingError, match=str(missing)):
@@ -161,18 +174,81 @@ def test_folder_that_is_not_a_model_is_named(tmp_path):
         embedder.embed(["a"])
 
 
-def test_identity_changes_with_options_and_files(tmp_path):
+def test_identity_changes_with_options_runtime_and_files(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    a = model_identity(str(tmp_path), tmp_path, EmbeddingConfig())
+    fp32 = Runtime("torch", "fp32")
+    a = model_identity(str(tmp_path), tmp_path, EmbeddingConfig(), fp32)
     assert a.startswith(tmp_path.name + "-")
-    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig(normalize=False)) != a
+    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig(normalize=False), fp32) != a
+    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig(), Runtime("torch", "bf16")) != a
+    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig(), Runtime("onnx", "fp32")) != a
     (tmp_path / "config.json").write_text('{"changed": 1}')
-    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig()) != a
+    assert model_identity(str(tmp_path), tmp_path, EmbeddingConfig(), fp32) != a
+
+
+def test_precision_picks_the_dtype_and_only_the_dtype_changes_the_identity():
+    bf16, fp32 = (TextEmbedder(EmbeddingConfig(device="cpu", precision=p)) for p in ("bf16", "fp32"))
+    assert (bf16.runtime, fp32.runtime) == (Runtime("torch", "bf16"), Runtime("torch", "fp32"))
+    assert bf16.identity != fp32.identity
+    auto = TextEmbedder(EmbeddingConfig(device="cpu"))
+    native = text_embedding.autocast_dtype("auto", text_embedding.resolve_device("cpu")) is not None
+    assert auto.identity == (bf16 if native else fp32).identity
+
+
+def test_unloadable_backend_falls_back_to_torch_with_a_warning(monkeypatch, caplog):
+    """The import probe fails (a module that does not exist stands for a missing optimum)."""
+    monkeypatch.setitem(text_embedding._BACKEND_MODULES, "onnx", "no_such_optimum.onnxruntime")
+    cfg = EmbeddingConfig(device="cpu", backend="onnx", precision="fp32")
+    with caplog.at_level(logging.WARNING, logger="models.text_embedding"):
+        runtime = resolve_runtime(cfg)
+    assert (runtime.backend, runtime.dtype) == ("torch", "fp32")
+    assert "embedding.backend='onnx' cannot load" in runtime.fallback
+    assert "no_such_optimum" in caplog.text
+    torch_cfg = EmbeddingConfig(device="cpu", precision="fp32")
+    assert TextEmbedder(cfg).identity == TextEmbedder(torch_cfg).identity  # torch's own vectors
+
+
+def test_backend_that_fails_at_load_time_embeds_into_the_torch_cache(monkeypatch, tmp_path):
+    """The probe passes but loading fails: the vectors land under torch's identity, not onnx's."""
+    monkeypatch.setitem(text_embedding._BACKEND_MODULES, "onnx", "json")  # an import that works
+    real_load = text_embedding.load_sentence_transformer
+
+    def load(folder, cfg, runtime):
+        if runtime.backend == "onnx":
+            raise EmbeddingError("no model.onnx in the folder (a stand-in load failure)")
+        return CountingModel()
+
+    monkeypatch.setattr(text_embedding, "load_sentence_transformer", load)
+    cfg = EmbeddingConfig(device="cpu", backend="onnx", precision="fp32")
+    embedder = TextEmbedder(cfg)
+    onnx_identity = embedder.identity
+    assert embedder.runtime.backend == "onnx"
+    out, stats = embedder.embed(["a", "b"], cache_root=tmp_path)
+    torch_identity = TextEmbedder(EmbeddingConfig(device="cpu", precision="fp32")).identity
+    assert embedder.runtime.backend == "torch" and "stand-in load failure" in embedder.runtime.fallback
+    assert embedder.identity == torch_identity != onnx_identity
+    assert [p.name for p in tmp_path.iterdir()] == [torch_identity] and stats.encoded == 2
+    assert real_load is not load
+
+
+def test_bf16_vectors_stay_within_cosine_0_99_of_fp32_on_every_text():
+    """Real MiniLM, real titles when the shared data is present (issue: cosine >= 0.99)."""
+    from bench.bench_embeddings import RELEASE, product_texts, release_texts
+
+    texts = release_texts(RELEASE)[::120] if Path(RELEASE).is_dir() else product_texts(300)
+    vectors = {}
+    for precision in ("bf16", "fp32"):
+        vectors[precision], _ = TextEmbedder(EmbeddingConfig(device="cpu", precision=precision)
+                                             ).embed(texts)
+    cosine = np.sum(vectors["bf16"] * vectors["fp32"], axis=1)
+    assert len(texts) >= 300 and cosine.min() >= 0.99, (len(texts), cosine.min())
 
 
 @pytest.mark.parametrize(("over", "message"), [
     ({"batch_size": 0}, "batch_size=0"), ({"model": ""}, "embedding.model"),
     ({"normalize": "yes"}, "normalize"), ({"max_seq_length": 0}, "max_seq_length"),
+    ({"backend": "tensorrt"}, r"embedding.backend='tensorrt'; allowed \['torch', 'onnx', 'openvino'\]"),
+    ({"precision": "fp16"}, "embedding.precision='fp16'"),
 ])
 def test_bad_config_is_rejected(over, message):
     with pytest.raises(ValueError, match=message):
