@@ -37,7 +37,9 @@ def _spec(cfg: DatasetConfig, model_path: Path, work: Path) -> dict:
             "n_items": gen.n_items, "max_title_chars": 80, "temperature": gen.temperature,
             "top_p": gen.top_p, "max_tokens": gen.max_tokens, "backend": gen.backend,
             "dtype": gen.dtype, "max_model_len": gen.max_model_len, "chunk_size": gen.chunk_size,
-            "chunk_dir": str(work / "chunks"), "prompts_path": str(work / "prompts.jsonl")}
+            "max_num_seqs": gen.max_num_seqs, "max_num_batched_tokens": gen.max_num_batched_tokens,
+            "kv_cache_gib": gen.kv_cache_gib, "enforce_eager": not gen.compile, "chunk_dir": str(work / "chunks"),
+            "prompts_path": str(work / "prompts.jsonl")}
 
 
 def _read_chunks(chunk_dir: Path) -> dict[str, str]:

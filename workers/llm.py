@@ -123,17 +123,34 @@ def resolve_dtype(requested: str) -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
+def stop_strings(spec: dict) -> list[str] | None:
+    """Where a numbered list's answer ends: the start of item nK + 1 (JSON stops by its schema).
+
+    Tokens after the nK-th title are thrown away by the parser, so they are not generated.
+    """
+    return [f"\n{spec['n_items'] + 1}."] if spec["output_format"] == "list" else None
+
+
+def _cut(text: str, stops: list[str] | None) -> str:
+    """The text before its first stop string, as vLLM returns it (transformers keeps the stop)."""
+    for stop in stops or ():
+        text = text.split(stop, 1)[0]
+    return text
+
+
 class VllmBackend:
     name = "vllm"
 
     def __init__(self, spec: dict) -> None:
         cores = os.cpu_count() or 1
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(spec.get("kv_cache_gib", 2)))
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}")
         from vllm import LLM
 
         engine_kwargs = {
             "model": spec["model_path"],
+            "max_num_seqs": spec.get("max_num_seqs", 128),
+            "max_num_batched_tokens": spec.get("max_num_batched_tokens", 8192),
             "dtype": resolve_dtype(spec.get("dtype", "auto")),
             "max_model_len": spec.get("max_model_len", 2048),
             "seed": spec["seed"],  # per-request seeds crash the CPU engine (NOTES.md)
@@ -146,7 +163,7 @@ class VllmBackend:
                 "backend": "xgrammar", "disable_any_whitespace": True}
         self.llm = LLM(**engine_kwargs)
 
-    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], int]:
+    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], dict]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
@@ -156,11 +173,14 @@ class VllmBackend:
                       "items": {"type": "string", "minLength": 3, "maxLength": spec["max_title_chars"]}}
             structured = StructuredOutputsParams(json=schema)
         params = SamplingParams(temperature=spec["temperature"], top_p=spec.get("top_p", 1.0),
-                                max_tokens=spec["max_tokens"], structured_outputs=structured)
+                                max_tokens=spec["max_tokens"], structured_outputs=structured,
+                                stop=stop_strings(spec))
         outputs = self.llm.chat(messages, params, use_tqdm=False)
         texts = [o.outputs[0].text for o in outputs]
-        tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-        return texts, tokens
+        counts = {"generated": sum(len(o.outputs[0].token_ids) for o in outputs),
+                  "prompt": sum(len(o.prompt_token_ids) for o in outputs),
+                  "prompt_cached": sum(o.num_cached_tokens or 0 for o in outputs)}
+        return texts, counts
 
     def seed_chunk(self, seed: int, chunk: int) -> None:
         """Nothing to do: the engine is seeded once (per-request seeds crash the CPU engine).
@@ -202,7 +222,7 @@ class TransformersBackend:
         """Seed each chunk on its own, so a resumed run samples what an uninterrupted one would."""
         self.torch.manual_seed((seed << 32) + chunk)
 
-    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], int]:
+    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], dict]:
         prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                    for m in messages]
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -212,11 +232,14 @@ class TransformersBackend:
                 **batch, max_new_tokens=spec["max_tokens"], do_sample=sample,
                 temperature=spec["temperature"] if sample else None,
                 top_p=spec.get("top_p", 1.0) if sample else None,
-                pad_token_id=self.tokenizer.pad_token_id)
+                pad_token_id=self.tokenizer.pad_token_id, stop_strings=stop_strings(spec),
+                tokenizer=self.tokenizer)
         new = out[:, batch["input_ids"].shape[1]:]  # (B, new_tokens)
-        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        tokens = int((new != self.tokenizer.pad_token_id).sum())
-        return texts, tokens
+        texts = [_cut(text, stop_strings(spec)) for text in
+                 self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        counts = {"generated": int((new != self.tokenizer.pad_token_id).sum()),
+                  "prompt": int(batch["attention_mask"].sum()), "prompt_cached": 0}
+        return texts, counts
 
     def prefix_cache_hit_rate(self) -> float | None:
         return None
@@ -256,8 +279,9 @@ def generate(spec_path: Path) -> None:
     with _pipes() as pipes:
         pipes.log.info(f"{len(prompts)} prompts in {len(chunks)} chunks; {len(chunks) - len(todo)} "
                        f"already done (resumed); backend preference {spec.get('backend', 'auto')}")
-        stats = {"backend": None, "tokens": 0, "seconds": 0.0, "chunks_resumed": len(chunks) - len(todo),
-                 "chunks_generated": 0, "prefix_cache_hit_rate": None}
+        stats = {"backend": None, "tokens": 0, "prompt_tokens": 0, "prompt_tokens_cached": 0,
+                 "seconds": 0.0, "chunks_resumed": len(chunks) - len(todo), "chunks_generated": 0,
+                 "prefix_cache_hit_rate": None}
         if todo:
             started = time.time()
             backend = make_backend(spec)
@@ -267,10 +291,12 @@ def generate(spec_path: Path) -> None:
             gen_started = time.time()
             for n, i in enumerate(todo, 1):
                 backend.seed_chunk(spec["seed"], i)
-                texts, tokens = backend.generate([p["messages"] for p in chunks[i]], spec)
+                texts, counts = backend.generate([p["messages"] for p in chunks[i]], spec)
                 rows = [json.dumps({"id": p["id"], "output": t}) for p, t in zip(chunks[i], texts, strict=True)]
                 _write_atomic(chunk_dir / f"chunk-{i:05d}.jsonl", rows)
-                stats["tokens"] += tokens
+                stats["tokens"] += counts["generated"]
+                stats["prompt_tokens"] += counts["prompt"]
+                stats["prompt_tokens_cached"] += counts["prompt_cached"]
                 stats["chunks_generated"] += 1
                 elapsed = time.time() - gen_started
                 rate = stats["tokens"] / elapsed if elapsed else 0.0

@@ -25,13 +25,13 @@ def llm_folder(tmp_path_factory):
     return out
 
 
-def _spec(tmp_path, model, backend, n_prompts, chunk_size, max_tokens=12):
+def _spec(tmp_path, model, backend, n_prompts, chunk_size, max_tokens=12, n_items=3):
     prompts = [{"id": f"u{i}", "messages": [
         {"role": "system", "content": "You suggest kitchen products."},
         {"role": "user", "content": f"History: Tuscan Pesto {i}. Recommend 3 kitchen products as a numbered list."}]}
         for i in range(n_prompts)]
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    spec = {"model_path": str(model), "seed": 0, "output_format": "list", "n_items": 3,
+    spec = {"model_path": str(model), "seed": 0, "output_format": "list", "n_items": n_items,
             "max_title_chars": 60, "temperature": 0.0, "max_tokens": max_tokens, "backend": backend,
             "chunk_size": chunk_size, "chunk_dir": str(tmp_path / "chunks"),
             "prompts_path": str(tmp_path / "prompts.jsonl")}
@@ -70,5 +70,22 @@ def test_transformers_backend_resumes_from_completed_chunks(tmp_path, llm_folder
 def test_vllm_backend_generates_with_prefix_caching(tmp_path, llm_folder):
     stats = _generate(_spec(tmp_path, llm_folder, "vllm", n_prompts=4, chunk_size=4, max_tokens=16))
     assert stats["backend"] == "vllm" and stats["tokens"] > 0 and stats["tokens_per_s"] > 0
+    assert stats["prompt_tokens"] > stats["prompt_tokens_cached"] >= 0
     outputs = _outputs(tmp_path / "chunks")
     assert set(outputs) == {"u0", "u1", "u2", "u3"} and all(isinstance(v, str) for v in outputs.values())
+
+
+@pytest.mark.slow
+def test_generation_stops_after_the_nk_th_list_item(tmp_path, llm_folder):
+    """Asked for 3 titles, the model lists more; with nK = 1 it stops at "2." and spends fewer tokens."""
+    folder = llm_folder
+    stats = {}
+    for n_items in (1, 3):
+        work = tmp_path / f"n{n_items}"
+        work.mkdir()
+        stats[n_items] = _generate(_spec(work, folder, "transformers", n_prompts=2, chunk_size=2,
+                                         max_tokens=40, n_items=n_items))
+        outputs = _outputs(work / "chunks")
+        assert not any(f"\n{n_items + 1}." in text for text in outputs.values()), outputs
+    assert stats[1]["tokens"] < stats[3]["tokens"], stats
+    assert stats[1]["prompt_tokens"] == stats[3]["prompt_tokens"] > 0
