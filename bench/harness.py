@@ -73,6 +73,16 @@ def matmul_peak_gflops(dtype: str = "fp32", threads: int | None = None, size: in
         torch.set_num_threads(previous)
 
 
+def memory_bandwidth_gbs(megabytes: int = 256, repeat: int = 5) -> float:
+    """The machine's limit for streaming work: best GB/s of a numpy copy (read + write counted)."""
+    import numpy as np
+
+    source = np.ones(megabytes << 17)  # float64: megabytes MB
+    target = np.empty_like(source)
+    best = min(timed(lambda: np.copyto(target, source), repeat)[0], float("inf"))
+    return 2 * source.nbytes / best / 1e9
+
+
 def reset_peak_rss() -> None:
     """Restart the kernel's peak-RSS counter (VmHWM), so a later ``peak_rss_mb`` is one step's."""
     with open("/proc/self/clear_refs", "w") as handle:
