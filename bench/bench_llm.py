@@ -74,12 +74,13 @@ def gflops(stats: dict, model: Path) -> float:
     return flops / stats["seconds"] / 1e9
 
 
-def _run(backend: str, model: Path, prompts: list[dict], work: Path, **engine) -> dict:
+def _run(backend: str, model: Path, prompts: list[dict], work: Path, max_tokens: int = 96,
+         **engine) -> dict:
     work.mkdir(parents=True)
     (work / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
     cfg = GenerationConfig()
     spec = {"model_path": str(model), "seed": 0, "output_format": "list", "n_items": 5,
-            "max_title_chars": 80, "temperature": 0.0, "top_p": 1.0, "max_tokens": 96,
+            "max_title_chars": 80, "temperature": 0.0, "top_p": 1.0, "max_tokens": max_tokens,
             "backend": backend, "dtype": cfg.dtype, "max_model_len": 2048,
             "chunk_size": len(prompts), "chunk_dir": str(work / "chunks"),
             "prompts_path": str(work / "prompts.jsonl"), **engine}
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--max-num-seqs", type=int, default=defaults.max_num_seqs)
     parser.add_argument("--max-num-batched-tokens", type=int,
                         default=defaults.max_num_batched_tokens)
+    parser.add_argument("--max-tokens", type=int, default=96,
+                        help="1 measures the prefill alone (a profile of where time goes)")
     parser.add_argument("--compile", action="store_true", help="enforce_eager=False (torch.compile)")
     parser.add_argument("--skip-transformers", action="store_true", help="vLLM settings sweeps")
     args = parser.parse_args()
@@ -107,8 +110,9 @@ def main() -> None:
     engine = {"max_num_seqs": args.max_num_seqs, "max_num_batched_tokens": args.max_num_batched_tokens,
               "kv_cache_gib": defaults.kv_cache_gib, "enforce_eager": not (args.compile or defaults.compile)}
     with tempfile.TemporaryDirectory() as tmp:
-        vllm = _run("vllm", model, prompts, Path(tmp) / "vllm", **engine)
-        hf = None if args.skip_transformers else _run("transformers", model, prompts, Path(tmp) / "hf")
+        vllm = _run("vllm", model, prompts, Path(tmp) / "vllm", args.max_tokens, **engine)
+        hf = None if args.skip_transformers else _run("transformers", model, prompts,
+                                                      Path(tmp) / "hf", args.max_tokens)
     achieved = gflops(vllm, model)
     computed = vllm["prompt_tokens"] - vllm["prompt_tokens_cached"]
     report("llm_generation_tokens_per_s", vllm["tokens_per_s"],
