@@ -38,8 +38,13 @@ def _spec(cfg: DatasetConfig, model_path: Path, work: Path) -> dict:
             "top_p": gen.top_p, "max_tokens": gen.max_tokens, "backend": gen.backend,
             "dtype": gen.dtype, "max_model_len": gen.max_model_len, "chunk_size": gen.chunk_size,
             "max_num_seqs": gen.max_num_seqs, "max_num_batched_tokens": gen.max_num_batched_tokens,
-            "kv_cache_gib": gen.kv_cache_gib, "enforce_eager": not gen.compile, "chunk_dir": str(work / "chunks"),
-            "prompts_path": str(work / "prompts.jsonl")}
+            "kv_cache_gib": gen.kv_cache_gib, "enforce_eager": not gen.compile,
+            "chunk_dir": str(work / "chunks"), "prompts_path": str(work / "prompts.jsonl")}
+
+
+def _rate(tokens: int, stats: dict) -> float | None:
+    """Tokens per second of generation time, None when nothing was generated (a resumed run)."""
+    return round(tokens / stats["seconds"], 1) if stats.get("seconds") else None
 
 
 def _read_chunks(chunk_dir: Path) -> dict[str, str]:
@@ -114,6 +119,10 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
             frame, backend=str(stats.get("backend") or "resumed (no generation needed)"),
             dtype=str(stats.get("dtype") or ""),
             tokens_per_s=stats.get("tokens_per_s"), generated_tokens=stats.get("tokens", 0),
+            prompt_tokens=stats.get("prompt_tokens", 0),
+            prompt_tokens_cached=stats.get("prompt_tokens_cached", 0),
+            prompt_tokens_computed_per_s=_rate(stats.get("prompt_tokens", 0)
+                                               - stats.get("prompt_tokens_cached", 0), stats),
             engine_start_s=stats.get("engine_start_s"),
             prefix_cache_hit_rate=stats.get("prefix_cache_hit_rate"),
             chunks_resumed=stats.get("chunks_resumed", 0), chunks_generated=stats.get("chunks_generated", 0),

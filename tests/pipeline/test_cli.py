@@ -57,6 +57,9 @@ def test_demo_materializes_everything_offline_and_prints_stage_times(demo_run):
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == slots
     has_vllm = any((PROJECT_ROOT / ".venv-llm").glob("lib/python*/site-packages/vllm/__init__.py"))
     assert generations.metadata["backend"].value == ("vllm" if has_vllm else "transformers")
+    meta = {k: v.value for k, v in generations.metadata.items()}
+    assert meta["prompt_tokens"] > meta["prompt_tokens_cached"] >= 0 and meta["generated_tokens"] > 0
+    assert meta["prompt_tokens_computed_per_s"] > 0 and meta["tokens_per_s"] > 0
 
 
 @pytest.mark.slow
