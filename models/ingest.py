@@ -4,22 +4,36 @@ Why in this order, per domain: reviews first, so that only the metadata of
 reviewed items is kept (the Books metadata alone has 2.9 million records, most
 never reviewed in a one-month window); then duplicates and reviews of items
 without metadata are set aside. Nothing is dropped without a quarantine row:
-the line of the review or metadata record and the reason.
+the line of the review or metadata record and the reason. The reviews are spilled
+to disk by user and cleaned one partition at a time, so memory does not grow with the
+dump; the interactions come back as a Parquet file.
 """
 
+import shutil
+import tempfile
 import time
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from models import text
+from models import readers, text
 from models.readers import RECORD_CAP, RecordSpec, empty_quarantine, read_records
 from models.schema import INTERACTIONS, ITEMS
 
 EARLIEST_PLAUSIBLE = 820_454_400  # 1996-01-01, before Amazon's first review
 FUTURE_SLACK_S = 86_400  # clocks and time zones: a day ahead is still "now"
 FORMATS = ("amazon2018", "amazon2023")
+_PAIR_SEED = 0x5EED  # any fixed seed: the hash only preselects rows, strings decide
+# Fixed writer settings: the same interactions give the same bytes, hence the same version.
+_PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+_INTERACTIONS_ARROW = pa.schema([("user", pa.large_string()), ("item", pa.large_string()),
+                                 ("timestamp", pa.int64()), ("rating", pa.float64()),
+                                 ("domain", pa.large_string())])
 
 
 @dataclass(frozen=True)
@@ -48,11 +62,20 @@ class DomainFiles:
 
 @dataclass
 class Ingested:
-    interactions: pl.DataFrame  # models.schema.INTERACTIONS
+    """Both domains' tables; the interactions stay on disk (tens of millions of rows)."""
+
+    interactions_file: Path  # Parquet, models.schema.INTERACTIONS
     items: pl.DataFrame  # models.schema.ITEMS
     quarantine: pl.DataFrame  # models.schema.QUARANTINE
     lines: dict[str, int] = field(default_factory=dict)  # file -> lines read
     fallback_blocks: int = 0  # blocks parsed line by line because of a bad line
+    per_domain: dict[str, dict[str, int]] = field(default_factory=dict)  # interactions, users, items
+    overlapping_users: int = 0
+
+    @property
+    def interactions(self) -> pl.DataFrame:
+        """The whole interactions table in memory (tests and small corpora)."""
+        return pl.read_parquet(self.interactions_file)
 
 
 def review_spec(fmt: str, now: int) -> RecordSpec:
@@ -109,8 +132,15 @@ def _set_aside(frame: pl.DataFrame, source: str, reason: str, columns: list[str]
 
 
 def drop_duplicate_reviews(frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Keep each (user, item)'s earliest review (ties: first line); quarantine the rest."""
-    dup = frame.filter(pl.struct("user", "item").is_duplicated())
+    """Keep each (user, item)'s earliest review (ties: first line); quarantine the rest.
+
+    Why the hash first: finding duplicates on the (user, item) strings row-encodes them,
+    which doubled a partition's memory; equal pairs have equal hashes, so only the rows
+    whose 64-bit pair hash repeats (a few percent) are compared as strings.
+    """
+    pair_hash = pl.struct("user", "item").hash(_PAIR_SEED)
+    candidates = frame.filter(pair_hash.is_duplicated())
+    dup = candidates.filter(pl.struct("user", "item").is_duplicated())
     if dup.height == 0:
         return frame, empty_quarantine()
     later = dup.sort("timestamp", "line").filter(~pl.struct("user", "item").is_first_distinct())
@@ -153,48 +183,141 @@ def normalize_items(meta: pl.DataFrame, domain: str,
     return items.select(ITEMS), bad
 
 
-def ingest_domain(files: DomainFiles, now: int, block_bytes: int) -> Ingested:
-    """One domain's interactions and items; raises SourceError for unusable files."""
-    reviews = read_records(files.location(files.reviews), review_spec(files.format, now),
-                           block_bytes, source=str(files.reviews))
-    frame, duplicates = drop_duplicate_reviews(reviews.frame, str(files.reviews))
-    reviewed = frame["item"].unique().implode()
+PARTITION_BYTES = 32 << 20  # raw review bytes (gzip) per partition: about 1.5M reviews
+PLAIN_RATIO = 5  # a plain JSON-lines file is about 5x its gzip size
+
+
+def partition_count(domains: list[DomainFiles]) -> int:
+    """Partitions for a pair's review files: one per PARTITION_BYTES of the larger file.
+
+    Both domains use the same count, so that partition i of each holds the same users.
+    """
+    sizes = []
+    for files in domains:
+        path = files.location(files.reviews)
+        size = path.stat().st_size if path.is_file() else 0
+        sizes.append(size if path.suffix == ".gz" else size // PLAIN_RATIO)
+    return max(1, min(256, -(-max(sizes) // PARTITION_BYTES)))
+
+
+@dataclass
+class _Domain:
+    """One domain after its files were read: spilled reviews, items and the quarantine so far."""
+
+    files: DomainFiles
+    reviews: readers.SpillResult
+    items: pl.DataFrame
+    quarantine: list[pl.DataFrame]
+    lines: dict[str, int]
+    fallback: int
+
+
+def _read_domain(files: DomainFiles, now: int, block_bytes: int, partitions: int,
+                 folder: Path) -> _Domain:
+    """Spill one domain's reviews by user, then read the metadata of the reviewed items."""
+    reviews = readers.spill_records(files.location(files.reviews), review_spec(files.format, now),
+                                    folder, partitions, "user", block_bytes,
+                                    source=str(files.reviews), distinct=("item",))
+    reviewed = reviews.distinct["item"].implode()
     meta = read_records(files.location(files.meta), meta_spec(files.format), block_bytes,
                         keep=pl.col("item").is_in(reviewed), source=str(files.meta))
     items, meta_bad = normalize_items(meta.frame, files.domain, str(files.meta))
-    orphan = ~pl.col("item").is_in(items["item"].implode())
-    orphans = _set_aside(frame.filter(orphan), str(files.reviews), "item_without_metadata",
+    return _Domain(files, reviews, items, [reviews.quarantine, meta.quarantine, meta_bad],
+                   {str(files.reviews): reviews.lines, str(files.meta): meta.lines},
+                   reviews.blocks_fallback + meta.blocks_fallback)
+
+
+def _clean_partition(domain: _Domain, number: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One partition's interactions (duplicates and orphans set aside) and its quarantine rows."""
+    schema = review_spec(domain.files.format, 0).out_schema()
+    frame = readers.read_partition(domain.reviews.parts[number], schema)
+    source = str(domain.files.reviews)
+    frame, duplicates = drop_duplicate_reviews(frame, source)
+    orphan = ~pl.col("item").is_in(domain.items["item"].implode())
+    orphans = _set_aside(frame.filter(orphan), source, "item_without_metadata",
                          ["user", "item", "timestamp", "rating"])
-    interactions = frame.filter(~orphan).with_columns(domain=pl.lit(files.domain))
-    quarantine = pl.concat([reviews.quarantine, duplicates, orphans, meta.quarantine, meta_bad])
-    return Ingested(interactions.select(INTERACTIONS), items, quarantine,
-                    {str(files.reviews): reviews.lines, str(files.meta): meta.lines},
-                    reviews.blocks_fallback + meta.blocks_fallback)
+    interactions = frame.filter(~orphan).with_columns(domain=pl.lit(domain.files.domain))
+    return interactions.select(INTERACTIONS), pl.concat([duplicates, orphans])
+
+
+def _write_interactions(domains: list[_Domain], partitions: int, out: Path) -> tuple[dict, int]:
+    """Write every partition's clean interactions to ``out``; per-domain counts and overlap.
+
+    Partitions are written in order, each domain's rows in line order within one, so the
+    file is the same for the same input. Users are counted per partition (a user's rows all
+    share one), items from the union of their distinct values.
+    """
+    counts = {d.files.domain: {"interactions": 0, "users": 0} for d in domains}
+    items: dict[str, list[pl.Series]] = {d.files.domain: [] for d in domains}
+    set_aside: dict[str, list[pl.DataFrame]] = {d.files.domain: [] for d in domains}
+    overlapping = 0
+    with pq.ParquetWriter(out, _INTERACTIONS_ARROW, **_PARQUET_OPTIONS) as writer:
+        for number in range(partitions):
+            users = []
+            for domain in domains:
+                frame, bad = _clean_partition(domain, number)
+                name = domain.files.domain
+                set_aside[name].append(bad)
+                counts[name]["interactions"] += frame.height
+                partition_users = frame["user"].unique()
+                counts[name]["users"] += partition_users.len()
+                users.append(partition_users)
+                items[name] = readers.merge_distinct([*items[name], frame["item"].unique()])
+                if frame.height:
+                    writer.write_table(frame.to_arrow().cast(_INTERACTIONS_ARROW))
+            overlapping += pl.concat(users).is_duplicated().sum() // 2 if len(users) == 2 else 0
+    for domain in domains:
+        name = domain.files.domain
+        found = pl.concat(items[name]).unique() if items[name] else pl.Series([], dtype=pl.String)
+        counts[name]["items"] = found.len()
+        domain.quarantine.insert(1, pl.concat(set_aside[name]).sort("line"))
+    return counts, int(overlapping)
 
 
 def ingest_pair(domains: list[DomainFiles], now: int | None = None,
-                block_bytes: int = 16 << 20) -> Ingested:
-    """Both domains of a pair, concatenated in domain order."""
+                block_bytes: int = 16 << 20, workdir: Path | None = None,
+                partitions: int | None = None) -> Ingested:
+    """Both domains of a pair: interactions written to ``workdir``, items and quarantine in memory.
+
+    Why partitions: the reviews are the only table that grows with the dump (21.9M reviews
+    for Home and Kitchen 2018), so they never sit in memory whole. Each review file is
+    spilled by a hash of the user, and duplicates and reviews of items without metadata are
+    set aside one partition at a time; peak memory is one partition of both domains. Without
+    ``workdir`` the result owns a temporary folder, removed when it is garbage-collected.
+    ``partitions`` defaults to :func:`partition_count`.
+    """
     now = int(time.time()) if now is None else now
     ordered = sorted(domains, key=lambda d: d.domain)
-    parts = [ingest_domain(files, now, block_bytes) for files in ordered]
-    return Ingested(
-        pl.concat([p.interactions for p in parts]),
-        pl.concat([p.items for p in parts]),
-        pl.concat([p.quarantine for p in parts]),
-        {k: v for p in parts for k, v in p.lines.items()},
-        sum(p.fallback_blocks for p in parts),
+    partitions = partition_count(ordered) if partitions is None else partitions
+    owned = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="lgcd-ingest-")) if owned else Path(workdir)
+    spill = workdir / f"spill-{uuid.uuid4().hex}"
+    try:
+        read = [_read_domain(files, now, block_bytes, partitions, spill / files.domain)
+                for files in ordered]
+        out = workdir / f"interactions-{uuid.uuid4().hex}.parquet"
+        per_domain, overlapping = _write_interactions(read, partitions, out)
+    except BaseException:
+        shutil.rmtree(workdir if owned else spill, ignore_errors=True)
+        raise
+    shutil.rmtree(spill, ignore_errors=True)
+    result = Ingested(
+        out,
+        pl.concat([d.items for d in read]),
+        pl.concat([q for d in read for q in d.quarantine]),
+        {k: v for d in read for k, v in d.lines.items()},
+        sum(d.fallback for d in read),
+        per_domain,
+        overlapping,
     )
+    if owned:
+        weakref.finalize(result, shutil.rmtree, workdir, ignore_errors=True)
+    return result
 
 
 def summary(result: Ingested) -> dict:
     """Summarize counts for asset metadata: per reason, per domain, lines read."""
     reasons = dict(result.quarantine.group_by("reason").len().sort("reason").iter_rows())
-    per_domain = {
-        d: {"interactions": g.height, "users": g["user"].n_unique(), "items": g["item"].n_unique()}
-        for (d,), g in result.interactions.group_by("domain", maintain_order=True)
-    }
-    users = result.interactions.group_by("user").agg(pl.col("domain").n_unique())
-    return {"quarantine_by_reason": reasons, "per_domain": per_domain,
-            "overlapping_users": int((users["domain"] == 2).sum()), "lines_read": result.lines,
+    return {"quarantine_by_reason": reasons, "per_domain": result.per_domain,
+            "overlapping_users": result.overlapping_users, "lines_read": result.lines,
             "fallback_blocks": result.fallback_blocks}

@@ -6,8 +6,10 @@ held whole. A background thread decompresses it into blocks of whole lines
 ``read_ndjson`` (fast, multi-threaded). Only a block that polars refuses, or
 whose row count differs from its line count, is parsed again line by line with
 ``json.loads``, so that every bad line is quarantined with its number and the
-good lines around it are kept. Peak memory is a few blocks plus the parsed
-columns, whatever the file size.
+good lines around it are kept. :func:`read_records` returns the parsed columns
+(for files whose rows are kept, such as the metadata of reviewed items);
+:func:`spill_records` writes them to hash partitions on disk instead, so that its
+peak memory is a few blocks whatever the file size (the review files).
 
 Typing is the same on both paths. Integers and floats are checked by polars
 (a string timestamp or a boolean rating is a ``wrong_type``). Polars reads any
@@ -25,11 +27,12 @@ import queue
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from isal import igzip, isal_zlib
 
 from models.schema import QUARANTINE
@@ -118,7 +121,8 @@ def _open(path: Path):
     return path.open("rb")
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """Refuse a raw file that is missing or empty, naming it."""
     if not path.is_file():
         raise SourceError(f"raw file {path} does not exist")
     if path.stat().st_size == 0:
@@ -143,7 +147,7 @@ def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES,
     exhaust memory; the cut line fails to parse and is quarantined.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     blocks: queue.Queue = queue.Queue(maxsize=2)  # bounds memory to ~3 blocks in flight
     stop = threading.Event()
 
@@ -394,3 +398,105 @@ def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
         raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
                           f"quarantined or blank (first reason: {first})")
     return ReadResult(frame, quarantine, lines, blocks, fallback)
+
+
+# ---------------------------------------------------------------- spilling
+
+# Fixed seeds: a key lands in the same partition in every run and in every file read with
+# the same partition count, so partition i of two files holds the same users.
+_PARTITION_SEED = 0x4C474344
+# lz4 Arrow IPC: spill files are read back once, so the cheapest codec wins over Parquet's.
+_SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def partition_of(key: str, partitions: int) -> pl.Expr:
+    """Partition number (UInt64) of each row's ``key``: a seeded polars hash modulo the count."""
+    return pl.col(key).hash(_PARTITION_SEED) % partitions
+
+
+@dataclass
+class SpillResult:
+    """A whole file split into ``len(parts)`` partition files by a hash of one column.
+
+    ``parts[i]`` is an Arrow IPC stream (read it with :func:`read_partition`) or None when
+    no row fell in partition i.
+    """
+
+    parts: list[Path | None]
+    quarantine: pl.DataFrame
+    lines: int = 0
+    blocks: int = 0
+    blocks_fallback: int = 0
+    rows: int = 0
+    distinct: dict[str, pl.Series] = field(default_factory=dict)  # column -> its distinct values
+
+
+def read_partition(part: Path | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One partition's rows (an empty frame of ``schema`` for an empty partition)."""
+    if part is None:
+        return pl.DataFrame(schema=schema)
+    with pa.ipc.open_stream(part) as reader:
+        return pl.from_arrow(reader.read_all(), schema=schema)
+
+
+def merge_distinct(seen: list[pl.Series], limit: int = 64) -> list[pl.Series]:
+    """Fold a growing list of per-block distinct values into one series now and then."""
+    return [pl.concat(seen).unique()] if len(seen) >= limit else seen
+
+
+def spill_records(path: Path, spec: RecordSpec, folder: Path, partitions: int, key: str,
+                  block_bytes: int = BLOCK_BYTES, source: str | None = None,
+                  distinct: tuple[str, ...] = ()) -> SpillResult:
+    """Read a whole file block by block into ``partitions`` files split by a hash of ``key``.
+
+    Why: a 20M-review file parsed whole holds about 80 bytes a review in memory (1.8 GB),
+    and every later step (duplicates, joins) needs all rows of one user together, not all
+    rows at once. Rows sharing ``key`` land in the same partition, so those steps run one
+    partition at a time. Each block's rows are appended to its partitions' files in line
+    order. ``distinct`` names columns whose distinct values are collected on the way (the
+    reviewed items, which bound the metadata read). Errors and quarantine are as for
+    :func:`read_records`.
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions={partitions}; must be at least 1")
+    source = str(path) if source is None else source
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = spec.out_schema()
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+    writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+    files: list[Path | None] = [None] * partitions
+    seen: dict[str, list[pl.Series]] = {name: [] for name in distinct}
+    bad: list[pl.DataFrame] = []
+    lines = blocks = fallback = rows = 0
+    try:
+        for block in iter_blocks(Path(path), block_bytes):
+            chunk = parse_block(block, lines + 1, spec, source)
+            if chunk.quarantine.height:
+                bad.append(chunk.quarantine)
+            lines += chunk.lines
+            blocks += 1
+            fallback += chunk.fallback
+            rows += chunk.frame.height
+            for name in distinct:
+                seen[name] = merge_distinct([*seen[name], chunk.frame[name].unique()])
+            split = chunk.frame.with_columns(_part=partition_of(key, partitions)) \
+                .partition_by("_part", as_dict=True, include_key=False)
+            for (number,), frame in split.items():
+                if number not in writers:
+                    files[number] = folder / f"part-{number:04d}.arrows"
+                    writers[number] = pa.ipc.new_stream(files[number], arrow_schema,
+                                                        options=_SPILL_OPTIONS)
+                writers[number].write_table(frame.to_arrow().cast(arrow_schema))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    quarantine = pl.concat(bad) if bad else empty_quarantine()
+    if lines == 0:
+        raise SourceError(f"raw file {path} holds no lines")
+    if rows == 0:
+        first = quarantine["reason"][0] if quarantine.height else "blank"
+        raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
+                          f"quarantined or blank (first reason: {first})")
+    values = {name: (pl.concat(found).unique() if found else pl.Series(name, [], schema[name]))
+              for name, found in seen.items()}
+    return SpillResult(files, quarantine, lines, blocks, fallback, rows, values)

@@ -25,11 +25,13 @@ NEEDS = "needs"
 CACHE = "cache"
 
 
-def _table_metadata(frame: pl.DataFrame) -> dict[str, Any]:
+def _table_metadata(frame: pl.DataFrame, rows: int | None = None) -> dict[str, Any]:
+    """Row count and schema; ``rows`` overrides the count for a frame of the schema only."""
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
     )
-    return {"dagster/row_count": frame.height, "dagster/column_schema": schema}
+    return {"dagster/row_count": frame.height if rows is None else rows,
+            "dagster/column_schema": schema}
 
 
 class VersionStore(dg.ConfigurableResource):
@@ -63,6 +65,10 @@ class VersionStore(dg.ConfigurableResource):
         }
         if isinstance(value, pl.DataFrame):
             meta.update(_table_metadata(value))
+        elif isinstance(value, storage.TableFile):
+            stored = staged.staging_path / "table.parquet"
+            meta.update(_table_metadata(pl.scan_parquet(stored).head(0).collect(),
+                                        rows=pl.scan_parquet(stored).select(pl.len()).collect().item()))
         elif staged.kind == "tables":
             for name, frame in value.items():
                 meta[f"rows/{name}"] = frame.height

@@ -9,6 +9,7 @@ visible; leftovers in ``.staging`` are removed by :func:`collect_garbage`.
 Three kinds of value are stored:
 
 * ``polars.DataFrame``            -> ``table.parquet``
+* :class:`TableFile`              -> ``table.parquet`` (a Parquet file written by its producer)
 * ``dict[str, polars.DataFrame]`` -> ``<name>.parquet`` per table (a bundle)
 * :class:`Checkpoint`             -> ``checkpoint.pt`` (state dict + config, loaded
   with ``torch.load(weights_only=True)`` so a tampered file cannot run code)
@@ -72,6 +73,16 @@ class Checkpoint:
 @dataclass(frozen=True)
 class FileTree:
     """A folder of files stored as one version (e.g. a raw corpus or a model folder)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A Parquet table its producer wrote itself, too large to pass as a DataFrame.
+
+    Stored and loaded like a DataFrame (``table.parquet``); a file in scratch is moved in.
+    """
 
     path: Path
 
@@ -167,6 +178,9 @@ def stage(root: Path, value: Any) -> StagedVersion:
             for name, frame in value.items():
                 frame.write_parquet(staging / f"{_safe_component(name)}.parquet", **_PARQUET_OPTS)
             kind = "tables"
+        elif isinstance(value, TableFile):
+            _move_or_copy(root, Path(value.path), staging / "table.parquet")
+            kind = "table"
         elif isinstance(value, Checkpoint):
             payload = {
                 "state_dict": {k: v.detach().cpu() for k, v in value.state_dict.items()},
@@ -176,11 +190,7 @@ def stage(root: Path, value: Any) -> StagedVersion:
             torch.save(payload, staging / "checkpoint.pt")
             kind = "checkpoint"
         elif isinstance(value, FileTree):
-            source = Path(value.path).resolve()
-            if (Path(root).resolve() / STAGING) in source.parents:
-                os.rename(source, staging / "files")  # produced in scratch: move, don't copy
-            else:
-                shutil.copytree(source, staging / "files", symlinks=False)
+            _move_or_copy(root, Path(value.path), staging / "files")
             kind = "files"
         else:
             raise StorageError(f"cannot store a value of type {type(value).__name__}")
@@ -201,6 +211,17 @@ def stage(root: Path, value: Any) -> StagedVersion:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return StagedVersion(staging, version, kind, num_bytes)
+
+
+def _move_or_copy(root: Path, source: Path, target: Path) -> None:
+    """Move a producer's file or folder from scratch into staging; copy one from elsewhere."""
+    source = source.resolve()
+    if (Path(root).resolve() / STAGING) in source.parents:
+        os.rename(source, target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=False)
+    else:
+        shutil.copyfile(source, target)
 
 
 def _write_failure(root: Path, action: str, exc: BaseException) -> StorageError:

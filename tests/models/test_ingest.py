@@ -1,7 +1,9 @@
 """A pair of raw dumps -> interactions, items, quarantine (2018 and 2023 formats)."""
 
+import gc
 import gzip
 import json
+import random
 from pathlib import Path
 
 import polars as pl
@@ -116,3 +118,55 @@ def test_missing_meta_file_stops_with_its_name(tmp_path):
     files[1].meta.unlink()
     with pytest.raises(SourceError, match="meta_Kitchen.json.gz does not exist"):
         ingest_pair(files, now=NOW)
+
+
+def _random_pair(tmp_path: Path, seed: int) -> list[DomainFiles]:
+    """Two domains of 600 reviews each: shared users, repeated (user, item) pairs, items
+    without metadata and a few broken lines."""
+    rng = random.Random(seed)
+    files = []
+    for domain, prefix in (("A", "F"), ("B", "K")):
+        reviews = [r18(f"U{rng.randrange(150)}", f"{prefix}{rng.randrange(60)}",
+                       1_500_000_000 + rng.randrange(10_000), float(rng.randrange(1, 6)))
+                   for _ in range(600)]
+        meta = [m18(f"{prefix}{i}", f"Title {i}") for i in range(55)]  # 55..59: no metadata
+        reviews_path = jsonl(tmp_path / f"{domain}.json.gz", reviews)
+        with gzip.open(reviews_path, "ab") as fh:
+            fh.write(b"{broken\n")
+        files.append(DomainFiles(domain, reviews_path,
+                                 jsonl(tmp_path / f"meta_{domain}.json.gz", meta), "amazon2018"))
+    return files
+
+
+def test_partitions_change_row_order_only(tmp_path):
+    """However many partitions the reviews are spilled to, the same rows are kept and set aside."""
+    files = _random_pair(tmp_path, seed=3)
+    one = ingest_pair(files, now=NOW, partitions=1, block_bytes=2_000)
+    many = ingest_pair(files, now=NOW, partitions=7, block_bytes=2_000)
+    columns = list(INTERACTIONS)
+    assert one.interactions.sort(columns).equals(many.interactions.sort(columns))
+    assert one.interactions.height > 500 and one.interactions["user"].is_duplicated().any()
+    assert one.quarantine.sort("source", "line").equals(many.quarantine.sort("source", "line"))
+    assert set(one.quarantine["reason"]) == {"duplicate_review", "item_without_metadata",
+                                             "invalid_json"}
+    assert summary(one) == summary(many)
+    frame = one.interactions
+    users = frame.group_by("user").agg(pl.col("domain").n_unique())
+    assert summary(one)["overlapping_users"] == int((users["domain"] == 2).sum()) > 0
+    assert summary(one)["per_domain"]["B"] == {
+        "interactions": frame.filter(pl.col("domain") == "B").height,
+        "users": frame.filter(pl.col("domain") == "B")["user"].n_unique(),
+        "items": frame.filter(pl.col("domain") == "B")["item"].n_unique()}
+
+
+def test_interactions_go_to_the_workdir_and_an_owned_temp_folder_is_removed(tmp_path):
+    files = _random_pair(tmp_path, seed=4)
+    kept = ingest_pair(files, now=NOW, workdir=tmp_path / "work", partitions=3)
+    assert kept.interactions_file.parent == tmp_path / "work"
+    assert [p.name for p in (tmp_path / "work").iterdir()] == [kept.interactions_file.name]
+    owned = ingest_pair(files, now=NOW)
+    folder = owned.interactions_file.parent
+    assert folder.is_dir() and owned.interactions.height == kept.interactions.height
+    del owned
+    gc.collect()
+    assert not folder.exists()

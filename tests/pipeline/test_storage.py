@@ -169,3 +169,15 @@ def test_gc_removes_stale_unreferenced_cache_entries_and_reports_their_bytes(roo
     assert not old_model.exists() and not killed.exists()
     assert current.exists() and running.exists()
     assert set(report.cache_kept) == {current, running}
+
+
+def test_a_table_file_from_scratch_is_moved_in_and_one_from_elsewhere_copied(root, tmp_path):
+    df = frame(7)
+    scratch = storage.scratch_dir(root)
+    df.write_parquet(scratch / "t.parquet")
+    moved = storage.write(root, ["t"], storage.TableFile(scratch / "t.parquet"))
+    assert storage.read(moved).equals(df) and not (scratch / "t.parquet").exists()
+    outside = tmp_path / "elsewhere.parquet"
+    df.write_parquet(outside)
+    copied = storage.write(root, ["t"], storage.TableFile(outside))
+    assert outside.exists() and copied == moved  # same bytes, same version
