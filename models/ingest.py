@@ -183,7 +183,7 @@ def normalize_items(meta: pl.DataFrame, domain: str,
     return items.select(ITEMS), bad
 
 
-PARTITION_BYTES = 32 << 20  # raw review bytes (gzip) per partition: about 1.5M reviews
+PARTITION_BYTES = 32 << 20  # gzip review bytes per partition: 1.1M synthetic reviews, fewer real ones
 PLAIN_RATIO = 5  # a plain JSON-lines file is about 5x its gzip size
 
 

@@ -121,7 +121,7 @@ def _open(path: Path):
     return path.open("rb")
 
 
-def check_file(path: Path) -> None:
+def _check_file(path: Path) -> None:
     """Refuse a raw file that is missing or empty, naming it."""
     if not path.is_file():
         raise SourceError(f"raw file {path} does not exist")
@@ -147,7 +147,7 @@ def iter_blocks(path: Path, block_bytes: int = BLOCK_BYTES,
     exhaust memory; the cut line fails to parse and is quarantined.
     """
     path = Path(path)
-    check_file(path)
+    _check_file(path)
     blocks: queue.Queue = queue.Queue(maxsize=2)  # bounds memory to ~3 blocks in flight
     stop = threading.Event()
 
@@ -371,6 +371,19 @@ def parse_block(block: bytes, first: int, spec: RecordSpec, source: str) -> Chun
     return Chunk(frame.drop("_reason"), bad, n_lines, fallback)
 
 
+def _require_records(path: Path, lines: int, rows: int | None, quarantine: pl.DataFrame) -> None:
+    """A file without lines, or without a single valid record, is an error, not an empty table.
+
+    ``rows`` None skips the second check: a filtered read may rightly keep nothing.
+    """
+    if lines == 0:
+        raise SourceError(f"raw file {path} holds no lines")
+    if rows == 0:
+        first = quarantine["reason"][0] if quarantine.height else "blank"
+        raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
+                          f"quarantined or blank (first reason: {first})")
+
+
 def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
                  keep: pl.Expr | None = None, source: str | None = None) -> ReadResult:
     """Read a whole file block by block; ``keep`` filters rows per block (bounds memory).
@@ -391,12 +404,7 @@ def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
         fallback += chunk.fallback
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=spec.out_schema())
     quarantine = pl.concat(bad) if bad else empty_quarantine()
-    if lines == 0:
-        raise SourceError(f"raw file {path} holds no lines")
-    if frame.height == 0 and keep is None:
-        first = quarantine["reason"][0] if quarantine.height else "blank"
-        raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
-                          f"quarantined or blank (first reason: {first})")
+    _require_records(path, lines, frame.height if keep is None else None, quarantine)
     return ReadResult(frame, quarantine, lines, blocks, fallback)
 
 
@@ -491,12 +499,7 @@ def spill_records(path: Path, spec: RecordSpec, folder: Path, partitions: int, k
         for writer in writers.values():
             writer.close()
     quarantine = pl.concat(bad) if bad else empty_quarantine()
-    if lines == 0:
-        raise SourceError(f"raw file {path} holds no lines")
-    if rows == 0:
-        first = quarantine["reason"][0] if quarantine.height else "blank"
-        raise SourceError(f"raw file {path} holds no valid record: all {lines} lines were "
-                          f"quarantined or blank (first reason: {first})")
+    _require_records(path, lines, rows, quarantine)
     values = {name: (pl.concat(found).unique() if found else pl.Series(name, [], schema[name]))
               for name, found in seen.items()}
     return SpillResult(files, quarantine, lines, blocks, fallback, rows, values)
