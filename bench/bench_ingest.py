@@ -41,10 +41,12 @@ def corpus(n_reviews: int, cache: Path) -> Path:
     """``reviews_<n>.json.gz`` in the cache, generating it on first use.
 
     Above ``BASE`` reviews (a multiple of it), the file is the base file repeated with
-    each copy's reviewer IDs prefixed (``C1-...``), so that copies are new users rather
+    each copy's reviewer IDs prefixed (``C0-``, ``C1-``, ...), so that copies are new users rather
     than duplicate reviews. gzip members concatenate into one valid stream.
     """
-    target = cache / f"reviews_{n_reviews}.json.gz"
+    # the copies' name differs from the plain copies an older version of this script cached
+    suffix = "_prefixed" if n_reviews > BASE else ""
+    target = cache / f"reviews_{n_reviews}{suffix}.json.gz"
     if target.is_file():
         return target
     if n_reviews > BASE:
@@ -73,7 +75,7 @@ def corpus(n_reviews: int, cache: Path) -> Path:
     return target
 
 
-def meta_corpus(reviews: Path, cache: Path) -> Path:
+def meta_corpus(cache: Path) -> Path:
     """A 2018 metadata file with one record per reviewed item (the 5M file's items: the
     larger files repeat it)."""
     target = cache / "meta_reviews.json.gz"
@@ -143,7 +145,7 @@ def main() -> None:
         return
     args.cache.mkdir(parents=True, exist_ok=True)
     path = corpus(args.reviews, args.cache)
-    meta = meta_corpus(path, args.cache)
+    meta = meta_corpus(args.cache)
     floor, floor_cpu = gzip_floor(path)
     child = subprocess.run([sys.executable, "-m", "bench.bench_ingest", "--measure", str(path),
                             str(meta)], check=True, capture_output=True, text=True)
