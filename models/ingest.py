@@ -207,7 +207,7 @@ class _Domain:
     files: DomainFiles
     reviews: readers.SpillResult
     items: pl.DataFrame
-    quarantine: list[pl.DataFrame]
+    meta_quarantine: pl.DataFrame  # unreadable, untitled and repeated metadata records
     lines: dict[str, int]
     fallback: int
 
@@ -222,15 +222,14 @@ def _read_domain(files: DomainFiles, now: int, block_bytes: int, partitions: int
     meta = read_records(files.location(files.meta), meta_spec(files.format), block_bytes,
                         keep=pl.col("item").is_in(reviewed), source=str(files.meta))
     items, meta_bad = normalize_items(meta.frame, files.domain, str(files.meta))
-    return _Domain(files, reviews, items, [reviews.quarantine, meta.quarantine, meta_bad],
+    return _Domain(files, reviews, items, pl.concat([meta.quarantine, meta_bad]),
                    {str(files.reviews): reviews.lines, str(files.meta): meta.lines},
                    reviews.blocks_fallback + meta.blocks_fallback)
 
 
 def _clean_partition(domain: _Domain, number: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One partition's interactions (duplicates and orphans set aside) and its quarantine rows."""
-    schema = review_spec(domain.files.format, 0).out_schema()
-    frame = readers.read_partition(domain.reviews.parts[number], schema)
+    frame = domain.reviews.read(number)
     source = str(domain.files.reviews)
     frame, duplicates = drop_duplicate_reviews(frame, source)
     orphan = ~pl.col("item").is_in(domain.items["item"].implode())
@@ -240,8 +239,12 @@ def _clean_partition(domain: _Domain, number: int) -> tuple[pl.DataFrame, pl.Dat
     return interactions.select(INTERACTIONS), pl.concat([duplicates, orphans])
 
 
-def _write_interactions(domains: list[_Domain], partitions: int, out: Path) -> tuple[dict, int]:
-    """Write every partition's clean interactions to ``out``; per-domain counts and overlap.
+def _write_interactions(domains: list[_Domain], partitions: int,
+                        out: Path) -> tuple[dict, int, dict[str, pl.DataFrame]]:
+    """Write every partition's clean interactions to ``out``.
+
+    Returns the per-domain counts, the overlapping users and each domain's reviews set aside
+    (duplicates and items without metadata, in line order).
 
     Partitions are written in order, each domain's rows in line order within one, so the
     file is the same for the same input. Users are counted per partition (a user's rows all
@@ -266,12 +269,10 @@ def _write_interactions(domains: list[_Domain], partitions: int, out: Path) -> t
                 if frame.height:
                     writer.write_table(frame.to_arrow().cast(_INTERACTIONS_ARROW))
             overlapping += pl.concat(users).is_duplicated().sum() // 2 if len(users) == 2 else 0
-    for domain in domains:
-        name = domain.files.domain
-        found = pl.concat(items[name]).unique() if items[name] else pl.Series([], dtype=pl.String)
-        counts[name]["items"] = found.len()
-        domain.quarantine.insert(1, pl.concat(set_aside[name]).sort("line"))
-    return counts, int(overlapping)
+    for name, found in items.items():  # one series a partition at least
+        counts[name]["items"] = pl.concat(found).n_unique()
+    return counts, int(overlapping), {name: pl.concat(bad).sort("line")
+                                      for name, bad in set_aside.items()}
 
 
 def ingest_pair(domains: list[DomainFiles], now: int | None = None,
@@ -296,7 +297,7 @@ def ingest_pair(domains: list[DomainFiles], now: int | None = None,
         read = [_read_domain(files, now, block_bytes, partitions, spill / files.domain)
                 for files in ordered]
         out = workdir / f"interactions-{uuid.uuid4().hex}.parquet"
-        per_domain, overlapping = _write_interactions(read, partitions, out)
+        per_domain, overlapping, set_aside = _write_interactions(read, partitions, out)
     except BaseException:
         shutil.rmtree(workdir if owned else spill, ignore_errors=True)
         raise
@@ -304,7 +305,8 @@ def ingest_pair(domains: list[DomainFiles], now: int | None = None,
     result = Ingested(
         out,
         pl.concat([d.items for d in read]),
-        pl.concat([q for d in read for q in d.quarantine]),
+        pl.concat([q for d in read for q in (d.reviews.quarantine, set_aside[d.files.domain],
+                                             d.meta_quarantine)]),
         {k: v for d in read for k, v in d.lines.items()},
         sum(d.fallback for d in read),
         per_domain,

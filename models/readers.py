@@ -426,11 +426,12 @@ def partition_of(key: str, partitions: int) -> pl.Expr:
 class SpillResult:
     """A whole file split into ``len(parts)`` partition files by a hash of one column.
 
-    ``parts[i]`` is an Arrow IPC stream (read it with :func:`read_partition`) or None when
-    no row fell in partition i.
+    ``parts[i]`` is an Arrow IPC stream (read it with :meth:`read`) or None when no row
+    fell in partition i.
     """
 
     parts: list[Path | None]
+    schema: dict[str, pl.DataType]  # the spec's out_schema
     quarantine: pl.DataFrame
     lines: int = 0
     blocks: int = 0
@@ -438,8 +439,12 @@ class SpillResult:
     rows: int = 0
     distinct: dict[str, pl.Series] = field(default_factory=dict)  # column -> its distinct values
 
+    def read(self, number: int) -> pl.DataFrame:
+        """Partition ``number``'s rows in line order."""
+        return _read_partition(self.parts[number], self.schema)
 
-def read_partition(part: Path | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+
+def _read_partition(part: Path | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """One partition's rows (an empty frame of ``schema`` for an empty partition)."""
     if part is None:
         return pl.DataFrame(schema=schema)
@@ -500,6 +505,5 @@ def spill_records(path: Path, spec: RecordSpec, folder: Path, partitions: int, k
             writer.close()
     quarantine = pl.concat(bad) if bad else empty_quarantine()
     _require_records(path, lines, rows, quarantine)
-    values = {name: (pl.concat(found).unique() if found else pl.Series(name, [], schema[name]))
-              for name, found in seen.items()}
-    return SpillResult(files, quarantine, lines, blocks, fallback, rows, values)
+    values = {name: pl.concat(found).unique() for name, found in seen.items()}  # a block each
+    return SpillResult(files, schema, quarantine, lines, blocks, fallback, rows, values)

@@ -9,11 +9,13 @@ the upstream asset's latest materialization, so a downstream asset gets exactly
 the version its upstream reported, never a newer folder written by another run.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline import settings, storage
 
@@ -25,13 +27,12 @@ NEEDS = "needs"
 CACHE = "cache"
 
 
-def _table_metadata(frame: pl.DataFrame, rows: int | None = None) -> dict[str, Any]:
-    """Row count and schema; ``rows`` overrides the count for a frame of the schema only."""
-    schema = dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+def _table_metadata(schema: Mapping[str, pl.DataType], rows: int) -> dict[str, Any]:
+    """Dagster's row count and column schema of a table."""
+    columns = dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()]
     )
-    return {"dagster/row_count": frame.height if rows is None else rows,
-            "dagster/column_schema": schema}
+    return {"dagster/row_count": rows, "dagster/column_schema": columns}
 
 
 class VersionStore(dg.ConfigurableResource):
@@ -64,15 +65,16 @@ class VersionStore(dg.ConfigurableResource):
             "kind": staged.kind,
         }
         if isinstance(value, pl.DataFrame):
-            meta.update(_table_metadata(value))
-        elif isinstance(value, storage.TableFile):
+            meta.update(_table_metadata(value.schema, value.height))
+        elif isinstance(value, storage.TableFile):  # from the footer, without reading the rows
             stored = staged.staging_path / "table.parquet"
-            meta.update(_table_metadata(pl.scan_parquet(stored).head(0).collect(),
-                                        rows=pl.scan_parquet(stored).select(pl.len()).collect().item()))
+            meta.update(_table_metadata(pl.read_parquet_schema(stored),
+                                        pq.read_metadata(stored).num_rows))
         elif staged.kind == "tables":
             for name, frame in value.items():
                 meta[f"rows/{name}"] = frame.height
-                meta[f"schema/{name}"] = _table_metadata(frame)["dagster/column_schema"]
+                meta[f"schema/{name}"] = _table_metadata(frame.schema, frame.height)[
+                    "dagster/column_schema"]
             meta["dagster/row_count"] = sum(f.height for f in value.values())
         meta.update(metadata)
         return dg.MaterializeResult(

@@ -13,7 +13,6 @@ from models.readers import (
     _slow,
     iter_blocks,
     parse_block,
-    read_partition,
     read_records,
     spill_records,
 )
@@ -194,7 +193,7 @@ def test_spill_puts_each_user_in_one_partition_in_line_order(tmp_path):
     path = write(tmp_path / "Food.json.gz", lines)
     result = spill_records(path, SPEC18, tmp_path / "spill", 4, "user", block_bytes=500,
                            distinct=("item",))
-    parts = [read_partition(p, SPEC18.out_schema()) for p in result.parts]
+    parts = [result.read(number) for number in range(len(result.parts))]
     assert len(parts) == 4 and sum(p.height for p in parts) == result.rows == 399
     assert result.blocks > 10 and result.lines == 400
     owner = {}

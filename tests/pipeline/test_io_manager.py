@@ -67,3 +67,15 @@ def test_missing_upstream_version_is_a_clear_failure(tmp_path, instance):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "upstream has no stored version" in failure.step_failure_data.error.message
+
+
+def test_a_table_file_gets_the_row_count_and_schema_of_its_footer(tmp_path):
+    store = VersionStore(root=str(tmp_path / "store"))
+    frame = pl.DataFrame({"user": ["a", "b", "c"], "x": [1, 2, 3]})
+    scratch = store.scratch()
+    frame.write_parquet(scratch / "t.parquet")
+    result = store.publish(storage.TableFile(scratch / "t.parquet"))
+    assert result.metadata["dagster/row_count"] == 3
+    columns = result.metadata["dagster/column_schema"].columns
+    assert [(c.name, c.type) for c in columns] == [("user", "String"), ("x", "Int64")]
+    assert result.metadata["kind"] == "table"
