@@ -33,18 +33,18 @@ $(LLM_STAMP): $(LLM_REQUIREMENTS) requirements/llm-model.txt
 	touch $@
 
 demo: setup
-	$(PY) -m pipeline.cli demo
+	$(PY) -m app.cli demo
 
 test: setup
 	$(VENV)/bin/pytest
 
 ui: setup
-	$(PY) -c "from pipeline.cli import prepare_instance_home as p; print(p())" > /dev/null
+	$(PY) -c "from app.cli import prepare_instance_home as p; print(p())" > /dev/null
 	DAGSTER_HOME=$$($(PY) -c "from pipeline import settings; print(settings.dagster_home_default())") \
 	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 gc: setup
-	$(PY) -m pipeline.cli gc
+	$(PY) -m app.cli gc
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,7 @@
 
 One asset per configured baseline (``evaluation.baselines``), so a slow one
 (SASRec, GRU4Rec) can be re-run alone; every one ranks the same users on the same
-``eval_candidates`` with the same code as LGCD (models/evaluation.py), each fitted
+``eval_candidates`` with the same code as LGCD (models/evaluation/ranking.py), each fitted
 model under every protocol. Early stopping reads the primary protocol's validation
 lists only, so the model selected does not depend on which other protocols are shown.
 """
@@ -16,13 +16,13 @@ import polars as pl
 from assets import groups
 from assets.encoders import asset_name as encoder_asset
 from assets.evaluation import encoders_from, n_items, rank_metadata
-from models.baselines.common import Interactions
-from models.baselines.fit import fit_baseline
-from models.candidates import protocol_lists
-from models.evaluation import eval_users, rank_users
-from models.lgcd_pipeline import torch_threads
-from models.plots import training_curves_png
-from models.training import TrainingDivergedError
+from models.evaluation.baselines.common import Interactions
+from models.evaluation.baselines.fit import fit_baseline
+from models.evaluation.candidates import protocol_lists
+from models.evaluation.ranking import eval_users, rank_users
+from models.lgcd.stage import torch_threads
+from models.report.curves import training_curves_png
+from models.train import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_LONG, priority, step_threads

@@ -13,8 +13,7 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
-from models.lgcd_pipeline import torch_threads
-from models.text_embedding import (
+from models.encoders.text_embedding import (
     EmbeddingError,
     Progress,
     TextEmbedder,
@@ -24,6 +23,7 @@ from models.text_embedding import (
     resolve_model,
     resolve_runtime,
 )
+from models.lgcd.stage import torch_threads
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority, step_threads

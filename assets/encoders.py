@@ -17,16 +17,16 @@ import torch
 
 from assets import groups
 from assets.embeddings import asset_name as embeddings_asset
-from models.encoder_training import (
+from models.encoders.pretraining import (
     EpochStats,
     TrainingDataError,
     TrainResult,
     domain_training_sequences,
     train_domain_encoder,
 )
-from models.lgcd_pipeline import torch_threads
-from models.plots import training_curves_png
-from models.training import TrainingDivergedError
+from models.lgcd.stage import torch_threads
+from models.report.curves import training_curves_png
+from models.train import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority, step_threads

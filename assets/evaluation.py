@@ -3,8 +3,8 @@
 ``eval_candidates`` is sampled once per seed and protocol (``evaluation.protocols``),
 and every ``ranks_*`` asset (LGCD variants here, baselines in assets/baselines.py)
 ranks each trained model under every protocol on those same lists with
-models/evaluation.py. LGCD seed replicas and sweep points are extra LGCD variants
-trained by the LGCD stage's own factory (assets/lgcd.py); see models/eval_plan.py.
+models/evaluation/ranking.py. LGCD seed replicas and sweep points are extra LGCD variants
+trained by the LGCD stage's own factory (assets/lgcd.py); see models/evaluation/plan.py.
 """
 
 import dataclasses
@@ -14,13 +14,13 @@ import polars as pl
 
 from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
-from models.candidates import describe_pool, sample_all_seeds
-from models.eval_plan import Replica, extra_specs, replicas
-from models.evaluation import eval_users, metric_rows, rank_users
-from models.lgcd_eval import LGCDScorer
-from models.lgcd_pipeline import lgcd_from_checkpoint, torch_threads
-from models.report import domain_names, protocol_heading, summarize, table1_markdown
-from models.sequence_encoder import DomainEncoder
+from models.encoders.sequence import DomainEncoder
+from models.evaluation.candidates import describe_pool, sample_all_seeds
+from models.evaluation.plan import Replica, extra_specs, replicas
+from models.evaluation.ranking import eval_users, metric_rows, rank_users
+from models.lgcd.inference import LGCDScorer
+from models.lgcd.stage import lgcd_from_checkpoint, torch_threads
+from models.report.tables import domain_names, protocol_heading, summarize, table1_markdown
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError, user_errors
 from pipeline.executors import step_threads

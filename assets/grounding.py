@@ -16,9 +16,9 @@ from assets import groups
 from assets.embeddings import CACHE_DIR
 from assets.embeddings import asset_name as embeddings_asset
 from assets.encoders import asset_name as encoder_asset
-from models.grounding import GroundingStats, ground, retrieval_requests
-from models.sequence_encoder import DomainEncoder
-from models.text_embedding import EmbeddingError, TextEmbedder
+from models.encoders.sequence import DomainEncoder
+from models.encoders.text_embedding import EmbeddingError, TextEmbedder
+from models.pseudo.grounding import GroundingStats, ground, retrieval_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority

@@ -16,8 +16,8 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
-from models import ingest, llmcdsr
-from models.errors import UnusableDataError
+from models.data import ingest, llmcdsr
+from models.data.errors import UnusableDataError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore

@@ -5,7 +5,7 @@ ablations, Figure 4's conditionings, Figure 5's targets, nK / T / lambda / exper
 sweeps) is ``lgcd_model_<name>``, so one ``full_rebuild`` run trains them all and
 the UI shows each with its own curves. Training writes ``last.pt`` after every epoch
 under ``<storage>/.cache/lgcd/<config + inputs hash>/``: a rerun after a crash
-resumes there. Load a result with ``models.lgcd_pipeline.lgcd_from_checkpoint``.
+resumes there. Load a result with ``models.lgcd.stage.lgcd_from_checkpoint``.
 """
 
 import base64
@@ -18,7 +18,8 @@ from assets import groups
 from assets.encoders import asset_name as encoder_asset
 from assets.grounding import pseudo_asset
 from models.device import resolve_device
-from models.lgcd_pipeline import (
+from models.encoders.sequence import DomainEncoder
+from models.lgcd.stage import (
     LGCDDataError,
     TrainingInProgressError,
     VariantSpec,
@@ -29,9 +30,8 @@ from models.lgcd_pipeline import (
     training_rows,
     validation_rows,
 )
-from models.plots import training_curves_png
-from models.sequence_encoder import DomainEncoder
-from models.training import TrainingDivergedError
+from models.report.curves import training_curves_png
+from models.train import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import step_threads

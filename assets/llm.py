@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets import groups
-from models.pseudo import DEFAULT_MODEL, GenerationConfig
-from models.sources import SourceError, fingerprint_file
+from models.data.sources import SourceError, fingerprint_file
+from models.pseudo.requests import DEFAULT_MODEL, GenerationConfig
 from pipeline import settings
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors

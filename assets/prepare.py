@@ -9,8 +9,8 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
-from models import filtering
-from models.errors import UnusableDataError
+from models.data import filtering
+from models.data.errors import UnusableDataError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore

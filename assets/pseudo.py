@@ -18,9 +18,9 @@ import polars as pl
 
 from assets import groups
 from assets.llm import WORKER, llm_python, model_folder, worker_env
-from models.llm_parse import parse_guesses
-from models.prompts import PromptTemplateError, load_template
-from models.pseudo import generation_requests
+from models.pseudo.parsing import parse_guesses
+from models.pseudo.prompts import PromptTemplateError, load_template
+from models.pseudo.requests import generation_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority

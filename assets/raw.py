@@ -10,8 +10,8 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
-from models import synthetic
-from models.sources import fingerprint_file
+from models.data import synthetic
+from models.data.sources import fingerprint_file
 from pipeline import storage
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors

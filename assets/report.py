@@ -16,9 +16,10 @@ import polars as pl
 
 from assets import groups
 from assets.sweep import ASSET as SWEEP_ASSET
-from models.candidates import describe_pool
-from models.eval_plan import model_name
-from models.report import (
+from models.evaluation.candidates import describe_pool
+from models.evaluation.plan import model_name
+from models.report.figures import metric_bars_png, sensitivity_png
+from models.report.tables import (
     best_baseline,
     domain_names,
     is_food_kitchen,
@@ -40,7 +41,6 @@ from models.report import (
     table3_models,
     table_all_cutoffs_markdown,
 )
-from models.report_plots import metric_bars_png, sensitivity_png
 from pipeline.config import DatasetConfig
 from pipeline.io_managers import VersionStore
 from pipeline.versioning import code_version

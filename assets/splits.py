@@ -16,8 +16,8 @@ import polars as pl
 
 from assets import groups
 from assets.ingest import keyed
-from models import llmcdsr, split
-from models.errors import UnusableDataError
+from models.data import llmcdsr, split
+from models.data.errors import UnusableDataError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.io_managers import VersionStore

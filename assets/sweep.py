@@ -1,6 +1,6 @@
 """Figure 3: ranks of the LGCD sweep points (nK, T, lambda), one trained model per point.
 
-The points are extra LGCD variants (models/eval_plan.py ``sweep_points``), trained by
+The points are extra LGCD variants (models/evaluation/plan.py ``sweep_points``), trained by
 the LGCD stage's factory and built in assets/evaluation.py; this asset ranks them on
 the first evaluation seed's candidate lists, under every protocol (Figure 3 shows the
 primary one; the stored table keeps them all). It exists only when the dataset YAML
@@ -13,11 +13,11 @@ import polars as pl
 from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
 from assets.evaluation import encoders_from
-from models.eval_plan import sweep_points
-from models.evaluation import eval_users, rank_users
-from models.lgcd_eval import LGCDScorer
-from models.lgcd_pipeline import lgcd_from_checkpoint, torch_threads
-from models.report import domain_names, sweep_markdown, sweep_metrics
+from models.evaluation.plan import sweep_points
+from models.evaluation.ranking import eval_users, rank_users
+from models.lgcd.inference import LGCDScorer
+from models.lgcd.stage import lgcd_from_checkpoint, torch_threads
+from models.report.tables import domain_names, sweep_markdown, sweep_metrics
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import step_threads

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from bench.harness import cpu_model, matmul_peak_gflops, report
-from models.synthetic import MODIFIERS, THEMES
-from models.text_embedding import (
+from models.data.synthetic import MODIFIERS, THEMES
+from models.encoders.text_embedding import (
     EmbeddingConfig,
     TextEmbedder,
     load_sentence_transformer,
@@ -55,7 +55,7 @@ def product_texts(n: int, seed: int = 0) -> list[str]:
 
 def release_texts(release: Path) -> list[str]:
     """Every item text of the release, both domains, in catalog order."""
-    from models.llmcdsr import import_release
+    from models.data.llmcdsr import import_release
 
     return import_release(release).item_catalog["text"].to_list()
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.harness import report
-from models.encoder_training import EncoderTrainConfig, SequenceBatches, train_step
-from models.sequence_encoder import CausalEncoder, DomainEncoder, EncoderConfig
+from models.encoders.pretraining import EncoderTrainConfig, SequenceBatches, train_step
+from models.encoders.sequence import CausalEncoder, DomainEncoder, EncoderConfig
 
 
 class IdOnlySASRec(nn.Module):

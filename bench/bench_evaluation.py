@@ -18,8 +18,8 @@ import polars as pl
 import torch
 
 from bench.harness import report, timed
-from models.candidates import sample_candidates
-from models.evaluation import eval_users, rank_users
+from models.evaluation.candidates import sample_candidates
+from models.evaluation.ranking import eval_users, rank_users
 
 N_ITEMS = {"A": 8661, "B": 27637}
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from bench.harness import report, timed
-from models.retrieval import IndexConfig, build_index, normalize, search
+from models.pseudo.retrieval import IndexConfig, build_index, normalize, search
 
 
 def torch_topk(items: np.ndarray, queries: np.ndarray, k: int, batch: int = 2048) -> np.ndarray:

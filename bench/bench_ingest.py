@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_ingest [--reviews 5000000] [--cache /tmp/lgcd-bench]
     .venv/bin/python -m bench.bench_ingest --reviews 20000000   # four copies of the 5M file
 
-The input is the synthetic 2018-format corpus (models/synthetic.py) with both
+The input is the synthetic 2018-format corpus (models/data/synthetic.py) with both
 domains' review files joined into one multi-member gzip file, generated once into
 ``--cache`` and reused, with a metadata file of every reviewed item. All timings run
 on that file in the same run. In a fresh process (so that its peak resident memory is
@@ -61,7 +61,7 @@ def corpus(n_reviews: int, cache: Path) -> Path:
                                "| gzip -1", shell=True, check=True, stdout=out)
         partial.rename(target)
         return target
-    from models.synthetic import SyntheticConfig, generate
+    from models.data.synthetic import SyntheticConfig, generate
 
     folder = cache / f"synthetic_{n_reviews}"
     truth = generate(SyntheticConfig(n_reviews=n_reviews, seed=7), folder)
@@ -81,8 +81,8 @@ def meta_corpus(cache: Path) -> Path:
     target = cache / "meta_reviews.json.gz"
     if target.is_file():
         return target
-    from models.ingest import review_spec
-    from models.readers import read_records
+    from models.data.ingest import review_spec
+    from models.data.readers import read_records
 
     items = read_records(corpus(BASE, cache), review_spec("amazon2018", int(time.time())))
     partial = target.with_suffix(".partial")
@@ -95,8 +95,8 @@ def meta_corpus(cache: Path) -> Path:
 
 def measure_ingest(path: Path, meta: Path) -> dict:
     """Run in a child process: the reader alone, then the whole ingest of the file."""
-    from models.ingest import DomainFiles, ingest_pair, partition_count, review_spec
-    from models.readers import spill_records
+    from models.data.ingest import DomainFiles, ingest_pair, partition_count, review_spec
+    from models.data.readers import spill_records
 
     files = DomainFiles("A", path, meta, "amazon2018")
     partitions = partition_count([files])

@@ -1,4 +1,4 @@
-"""Iterative k-core (models/filtering.py) vs a pandas reference on >= 10M interactions.
+"""Iterative k-core (models/data/filtering.py) vs a pandas reference on >= 10M interactions.
 
     .venv/bin/python -m bench.bench_kcore [--interactions 10000000] [--k 5]
 
@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from bench.harness import cpu_model, memory_bandwidth_gbs, report, reset_peak_rss, rss_mb, timed
-from models.filtering import kcore
+from models.data.filtering import kcore
 
 
 def interactions(n: int, seed: int = 0) -> pl.DataFrame:

@@ -18,11 +18,11 @@ import torch
 
 from bench.harness import report, timed
 from models.device import resolve_device
-from models.diffusion import ConditionalDiffusion
-from models.lgcd import LGCD
-from models.lgcd_config import LGCDConfig
-from models.lgcd_data import SequenceRow, TrainBatches
-from models.sequence_encoder import DomainEncoder, EncoderConfig
+from models.encoders.sequence import DomainEncoder, EncoderConfig
+from models.lgcd.config import LGCDConfig
+from models.lgcd.data import SequenceRow, TrainBatches
+from models.lgcd.diffusion import ConditionalDiffusion
+from models.lgcd.model import LGCD
 
 
 def random_rows(n_pseudo: int, n_overlap: int, n_items: int, n_k: int = 10,

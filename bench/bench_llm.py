@@ -25,9 +25,9 @@ from pathlib import Path
 
 from assets.llm import WORKER, worker_env
 from bench.harness import cpu_model, matmul_peak_gflops, report
-from models.prompts import build_messages, load_template, shared_prefix
-from models.pseudo import DEFAULT_TEMPLATE, GenerationConfig
-from models.synthetic import THEMES
+from models.data.synthetic import THEMES
+from models.pseudo.prompts import build_messages, load_template, shared_prefix
+from models.pseudo.requests import DEFAULT_TEMPLATE, GenerationConfig
 from pipeline import settings, storage
 
 LLM_PYTHON = settings.PROJECT_ROOT / ".venv-llm" / "bin" / "python"

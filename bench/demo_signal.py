@@ -1,7 +1,7 @@
 """How much cross-domain signal the synthetic demo corpus plants, before any model trains.
 
 A learned model can only beat popularity on the demo by as much as the generator lets it.
-This script builds the corpus of a dataset config (``models/synthetic.py``), filters and
+This script builds the corpus of a dataset config (``models/data/synthetic.py``), filters and
 splits it as the pipeline does, and ranks every test user's target domain (all items seen
 in training) three ways, with no learning:
 
@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from bench.harness import report
-from models import filtering, ingest, split, synthetic
+from models.data import filtering, ingest, split, synthetic
 from pipeline import settings
 from pipeline.config import load_dataset_config
 

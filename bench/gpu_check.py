@@ -24,7 +24,7 @@ from bench.bench_lgcd import (
 )
 from bench.harness import report, timed
 from models.device import resolve_device
-from models.lgcd_config import LGCDConfig
+from models.lgcd.config import LGCDConfig
 
 
 def encoder_forward_s(encoder, items, mask, text, device: torch.device) -> float:

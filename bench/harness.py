@@ -108,5 +108,5 @@ def latest_stored(root, name: str):
     version = storage.latest_version(root, [name])
     if version is None:
         raise SystemExit(f"no stored version of {name} under {root}; materialize the dataset "
-                         "first (python -m pipeline.cli demo)")
+                         "first (python -m app.cli demo)")
     return storage.read(storage.asset_dir(root, [name]) / version)

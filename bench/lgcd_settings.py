@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from bench.harness import latest_stored, report
-from models.lgcd_pipeline import fit, torch_threads, training_rows, validation_rows
-from models.sequence_encoder import DomainEncoder
+from models.encoders.sequence import DomainEncoder
+from models.lgcd.stage import fit, torch_threads, training_rows, validation_rows
 from pipeline import settings
 from pipeline.config import load_dataset_config
 

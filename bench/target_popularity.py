@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.harness import latest_stored, report
-from models.evaluation import metrics_by_target_popularity
+from models.evaluation.ranking import metrics_by_target_popularity
 from pipeline import settings
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--protocol", default="all")
     args = parser.parse_args()
     root = Path(settings.storage_root_default())
-    models = [m for m in args.models.split(",") if m and m != args.baseline]
+    models = [m for m in args.models.data.split(",") if m and m != args.baseline]
     ranks = pl.concat([latest_stored(root, f"ranks_{m}") for m in [args.baseline, *models]])
     table = metrics_by_target_popularity(ranks.filter(pl.col("protocol") == args.protocol),
                                          latest_stored(root, "sequences"))

@@ -10,14 +10,14 @@ from typing import Any, Literal
 
 import yaml
 
-from models.encoder_training import EncoderTrainConfig
-from models.eval_config import EvaluationConfig
-from models.eval_plan import check_sweep, extra_specs
-from models.lgcd_pipeline import LGCDStageConfig
-from models.pseudo import GenerationConfig, GroundingConfig
-from models.retrieval import IndexConfig
-from models.synthetic import SyntheticConfig
-from models.text_embedding import EmbeddingConfig
+from models.data.synthetic import SyntheticConfig
+from models.encoders.pretraining import EncoderTrainConfig
+from models.encoders.text_embedding import EmbeddingConfig
+from models.evaluation.config import EvaluationConfig
+from models.evaluation.plan import check_sweep, extra_specs
+from models.lgcd.stage import LGCDStageConfig
+from models.pseudo.requests import GenerationConfig, GroundingConfig
+from models.pseudo.retrieval import IndexConfig
 
 Format = Literal["synthetic", "amazon2018", "amazon2023", "llmcdsr"]
 FORMATS: tuple[str, ...] = ("synthetic", "amazon2018", "amazon2023", "llmcdsr")
@@ -46,7 +46,7 @@ class DatasetConfig:
     seed: int = 0
     release_dir: Path | None = None  # llmcdsr: folder holding the processed release
     history_policy: Literal["strict", "full"] = "strict"  # llmcdsr valid/test histories
-    # the executor of ``pipeline.cli demo`` on this dataset (its --executor overrides it); the
+    # the executor of ``app.cli demo`` on this dataset (its --executor overrides it); the
     # UI and the daemon take $LGCD_EXECUTOR (pipeline/executors.py)
     executor: Literal["in_process", "multiprocess"] = "in_process"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)

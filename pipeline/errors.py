@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from models.errors import UnusableDataError
-from models.sources import SourceError
+from models.data.errors import UnusableDataError
+from models.data.sources import SourceError
 from pipeline.config import ConfigError
 from pipeline.storage import StorageError
 

@@ -107,7 +107,7 @@ def build_executor(name: str | None, assets: list[dg.AssetsDefinition]) -> dg.Ex
         # already imported torch, dagster and the asset graph, instead of paying that per step
         return dg.multiprocess_executor.configured({
             "max_concurrent": concurrent_steps(name),
-            "start_method": {"forkserver": {"preload_modules": ["pipeline.definitions"]}}})
+            "start_method": {"forkserver": {"preload_modules": ["app.definitions"]}}})
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

@@ -11,7 +11,7 @@ mtime and sha256. Two depths of check:
   file against its manifest digest and, once loaded, its tensors against the version.
   Folders of files (LLM weights, raw corpora; hundreds of MB) are checked for the
   manifest's file list, sizes and mtimes.
-* ``full`` (``pipeline.cli verify``, or ``verify: full`` on the ``store`` resource): every
+* ``full`` (``app.cli verify``, or ``verify: full`` on the ``store`` resource): every
   file of every kind is rehashed.
 
 A mismatch raises :class:`CorruptVersionError` naming the asset folder, the version and
@@ -87,7 +87,7 @@ def _describe(folder: Path) -> str:
 def _fail(folder: Path, what: str) -> CorruptVersionError:
     return CorruptVersionError(
         f"{_describe(folder)} is corrupt: {what}. It was not loaded; re-materialize the asset "
-        "(or restore the folder), then `pipeline.cli gc` removes the bad copy")
+        "(or restore the folder), then `app.cli gc` removes the bad copy")
 
 
 def _manifest(folder: Path) -> dict | None:

@@ -116,7 +116,7 @@ def open_instance(home: Path) -> dg.DagsterInstance:
 def materialize(cfg: DatasetConfig, root: Path, instance: dg.DagsterInstance,
                 selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:
     """Run ``selection`` in process (failures are returned, not raised)."""
-    from pipeline.definitions import build_definitions
+    from app.definitions import build_definitions
 
     defs = build_definitions(cfg, root, executor="in_process")
     job = dg.define_asset_job("test_selection", selection=selection)
@@ -183,7 +183,7 @@ def tiny_pipeline(tmp_path_factory) -> PipelineRun:
 
 @dataclass(frozen=True)
 class DemoRun:
-    """``pipeline.cli demo`` on configs/demo.yaml, as README's first command runs it."""
+    """``app.cli demo`` on configs/demo.yaml, as README's first command runs it."""
 
     env: dict[str, str]  # LGCD_DATASET, LGCD_STORAGE_ROOT and DAGSTER_HOME of the run
     home: Path
@@ -195,8 +195,8 @@ class DemoRun:
 
 def run_cli(args: list[str], env: dict[str, str], offline: bool = False,
             **kw) -> subprocess.CompletedProcess:
-    """``python -m pipeline.cli ARGS``; ``offline`` in a network namespace with only loopback."""
-    command = [sys.executable, "-m", "pipeline.cli", *args]
+    """``python -m app.cli ARGS``; ``offline`` in a network namespace with only loopback."""
+    command = [sys.executable, "-m", "app.cli", *args]
     if offline:
         inner = " ".join(command)
         command = ["unshare", "-rn", "sh", "-c", f"ip link set lo up && exec {inner}"]

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from assets import embeddings, encoders
-from models.encoder_training import EncoderTrainConfig
-from models.sequence_encoder import DomainEncoder, pad_sequences
-from models.text_embedding import EmbeddingConfig, TextEmbedder
+from models.encoders.pretraining import EncoderTrainConfig
+from models.encoders.sequence import DomainEncoder, pad_sequences
+from models.encoders.text_embedding import EmbeddingConfig, TextEmbedder
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
 from tests.conftest import latest_materialization

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from assets import baselines, evaluation, lgcd, report, sweep
-from models.eval_config import EMCDRConfig, EvaluationConfig, SequentialConfig, SweepConfig
-from models.evaluation import eval_users, rank_users
-from models.lgcd_config import LGCDConfig
-from models.lgcd_pipeline import LGCDStageConfig, VariantSpec
-from models.sequence_encoder import DomainEncoder, EncoderConfig
+from models.encoders.sequence import DomainEncoder, EncoderConfig
+from models.evaluation.config import EMCDRConfig, EvaluationConfig, SequentialConfig, SweepConfig
+from models.evaluation.ranking import eval_users, rank_users
+from models.lgcd.config import LGCDConfig
+from models.lgcd.stage import LGCDStageConfig, VariantSpec
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
 from pipeline.storage import Checkpoint

@@ -9,11 +9,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from models import synthetic
-from models.schema import INTERACTIONS, ITEM_CATALOG, ITEMS, QUARANTINE, SEQUENCES
+from app.definitions import build_definitions
+from models.data import synthetic
+from models.data.schema import INTERACTIONS, ITEM_CATALOG, ITEMS, QUARANTINE, SEQUENCES
 from pipeline import storage
 from pipeline.config import load_dataset_config
-from pipeline.definitions import build_definitions
 from tests.conftest import LLMCDSR_DIR, requires_llmcdsr
 
 KEYS = ("raw_sources", "interactions", "items", "quarantine", "filtered_interactions",

@@ -17,12 +17,12 @@ import polars as pl
 import pytest
 
 from assets.lgcd import CACHE_DIR, asset_name
-from models import lgcd_pipeline
-from models.lgcd_config import VARIANTS
-from models.lgcd_data import rows_from_records
-from models.lgcd_pipeline import VariantSpec, lgcd_from_checkpoint, score_rows
-from models.lgcd_training import CandidateEvaluator
-from models.sequence_encoder import DomainEncoder
+from models.encoders.sequence import DomainEncoder
+from models.lgcd import stage
+from models.lgcd.config import VARIANTS
+from models.lgcd.data import rows_from_records
+from models.lgcd.stage import VariantSpec, lgcd_from_checkpoint, score_rows
+from models.lgcd.training import CandidateEvaluator
 from pipeline import storage
 from pipeline.config import load_dataset_config
 from tests.conftest import latest_materialization, materialize
@@ -60,12 +60,12 @@ def test_demo_checkpoint_round_trips_and_scores(built):
         latest_materialization(instance, "sequence_encoder_a").metadata["version"].value
     model = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders)
     sequences = load(instance, "sequences")
-    valid, _ = lgcd_pipeline.validation_rows(sequences)
+    valid, _ = stage.validation_rows(sequences)
     n_items = {d: e.item_table().shape[0] for d, e in encoders.items()}
     again = CandidateEvaluator(valid, n_items, 50, k=10, seed=model.cfg.seed)(model)
     assert again["ndcg@10"] == pytest.approx(meta["val_ndcg10"].value, abs=1e-9)
     assert {f"ndcg@10/{r.direction}" for r in valid} <= set(again)
-    train, _ = lgcd_pipeline.training_rows(sequences, load(instance, "pseudo_sequences"),
+    train, _ = stage.training_rows(sequences, load(instance, "pseudo_sequences"),
                                            cfg.lgcd.model.n_k)
     assert {(r.direction, r.kind) for r in train} == {(d, k) for d in ("AB", "BA")
                                                       for k in ("overlap", "pseudo")}

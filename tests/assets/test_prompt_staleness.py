@@ -16,9 +16,9 @@ import pytest
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 
-from models.pseudo import DEFAULT_TEMPLATE
+from app.definitions import build_definitions
+from models.pseudo.requests import DEFAULT_TEMPLATE
 from pipeline.config import load_dataset_config
-from pipeline.definitions import build_definitions
 from tests.conftest import materialization_count as count
 from tests.conftest import write_tiny_yaml
 

@@ -44,7 +44,7 @@ def wait_for(predicate, what: str, timeout_s: float = 60.0) -> None:
 
 def execute(env: dict[str, str], worker_log: Path | None = None) -> None:
     """``dagster job execute`` of the whole graph, as the README shows it."""
-    run = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "pipeline.definitions",
+    run = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "app.definitions",
                           "-j", "full_rebuild"], cwd=PROJECT_ROOT, env=env, capture_output=True,
                          text=True, timeout=900)
     worker = worker_log.read_text()[-3000:] if worker_log else ""

@@ -18,7 +18,7 @@ def test_defaults_follow_the_encoders_grounding_and_seed(tmp_path):
 
 
 def test_every_paper_variant_parses_from_yaml(tmp_path):
-    from models.lgcd_config import VARIANTS
+    from models.lgcd.config import VARIANTS
 
     sweep = [{"name": "t_50", "T": 50}, {"name": "lam_07", "lam": {"A": 0.7, "B": 0.7}},
              {"name": "experts_4", "n_experts": 4}, {"name": "nk_5", "n_k": 5},

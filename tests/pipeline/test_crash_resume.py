@@ -37,7 +37,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from models import synthetic
+from models.data import synthetic
 from pipeline import integrity, storage
 from pipeline.config import load_dataset_config
 from pipeline.settings import PROJECT_ROOT

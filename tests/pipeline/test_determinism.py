@@ -18,7 +18,7 @@ hash), too long for CI::
 
     for run in 1 2; do
       export LGCD_STORAGE_ROOT=/tmp/det/storage$run DAGSTER_HOME=/tmp/det/home$run
-      .venv/bin/python -m pipeline.cli demo && .venv/bin/python -m pipeline.cli where > /tmp/det/where$run
+      .venv/bin/python -m app.cli demo && .venv/bin/python -m app.cli where > /tmp/det/where$run
     done
     versions() { awk 'NR > 1 { n = split($2, p, "/"); print $1, p[n] }' "$1"; }
     diff <(versions /tmp/det/where1) <(versions /tmp/det/where2) && echo identical
@@ -28,8 +28,8 @@ Crash-resume equality of the LLM and LGCD stages is tested in tests/pipeline/tes
 
 import pytest
 
+from app.definitions import build_definitions
 from pipeline.config import load_dataset_config
-from pipeline.definitions import build_definitions
 from tests.conftest import run_everything, write_tiny_yaml
 
 # not seeded: the raw files, their filtering, the item index (all kept items, whichever users

@@ -5,7 +5,7 @@ import os
 import dagster as dg
 import pytest
 
-from pipeline.definitions import build_definitions
+from app.definitions import build_definitions
 from pipeline.executors import ENV_EXECUTOR, EXECUTORS, gpu_steps, k8s_config, step_threads
 
 

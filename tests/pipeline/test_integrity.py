@@ -2,7 +2,7 @@
 
 Unit tests drive pipeline/storage.py and pipeline/integrity.py on small values; the
 slow test damages a copy of the TINY run's storage one file at a time, every table and
-checkpoint of it, and checks that the IO manager's load and `pipeline.cli verify` both
+checkpoint of it, and checks that the IO manager's load and `app.cli verify` both
 refuse it with the asset, the version and the file named.
 """
 

@@ -16,7 +16,7 @@ import urllib.request
 import dagster as dg
 import pytest
 
-from pipeline.definitions import build_definitions
+from app.definitions import build_definitions
 from pipeline.settings import PROJECT_ROOT
 from tests.conftest import latest_materialization, small_demo_config, stop_process_group
 
@@ -100,7 +100,7 @@ def test_ui_shows_graph_jobs_schedule_metadata_and_a_nontrivial_table1(server, t
         for name in asset_names:
             page.get_by_text(name, exact=True).first.wait_for()
         page.set_viewport_size({"width": 1600, "height": 1000})
-        _open(page, f"{server}/locations/pipeline.definitions/asset-groups/pseudo")
+        _open(page, f"{server}/locations/app.definitions/asset-groups/pseudo")
         page.get_by_text("pseudo_generations", exact=True).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "asset_graph.png"))
 

@@ -1,0 +1,1 @@
+"""Reading, cleaning, filtering and splitting the two domains' interactions (no Dagster)."""

@@ -1,0 +1,1 @@
+"""Evaluation: candidate pools, ranking, the plan of replicas and sweeps, statistics, baselines."""

@@ -1,0 +1,1 @@
+"""The pseudo-overlap stage: prompts, LLM requests, parsing the guesses, grounding them to items."""

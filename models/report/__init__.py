@@ -1,0 +1,1 @@
+"""The report: tables, figures and the paper's published numbers (pure formatting, no training)."""
