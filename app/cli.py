@@ -205,12 +205,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
     from app.definitions import defs
     from pipeline import storage
+    from pipeline.garbage import collect_garbage
 
     prepare_instance_home()
     root = storage.ensure_root(settings.storage_root_default())
     with dg.DagsterInstance.get() as instance:
         keep = referenced_paths(defs, instance, root)
-    report = storage.collect_garbage(root, keep, dry_run=args.dry_run)
+    report = collect_garbage(root, keep, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for path in report.removed + report.cache_removed:
         print(f"{verb} {path}")

@@ -32,6 +32,7 @@ from pipeline import settings
 from pipeline.config import DatasetConfig, load_dataset_config
 from pipeline.executors import build_executor
 from pipeline.io_managers import VersionedIOManager, VersionStore
+from pipeline.resources import PipesLLMLauncher, SentenceTransformerEmbedder
 
 
 def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None,
@@ -50,7 +51,8 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
         assets=assets,
         asset_checks=checks,
         resources={"store": store, "io_manager": VersionedIOManager(store=store),
-                   "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(settings.PROJECT_ROOT))},
+                   "llm": PipesLLMLauncher.from_config(cfg.generation),
+                   "text_embedder": SentenceTransformerEmbedder.from_config(cfg.embedding)},
         jobs=[full_rebuild, pseudo_refresh, evaluate, sweep_job],
         schedules=[weekly_full_rebuild],
         sensors=[release_dead_runs_sensor],

@@ -1,6 +1,8 @@
-"""Jobs over the asset graph. More arrive with the stages (issue: operations)."""
+"""Jobs over the asset graph: the full rebuild, the pseudo stage after a prompt edit, evaluation, the sweep."""
 
 import dagster as dg
+
+from assets import groups
 
 full_rebuild = dg.define_asset_job(
     "full_rebuild",
@@ -17,7 +19,7 @@ pseudo_refresh = dg.define_asset_job(
 
 evaluate = dg.define_asset_job(
     "evaluate",
-    selection=dg.AssetSelection.groups("baselines", "evaluation")
+    selection=dg.AssetSelection.groups(groups.BASELINES, groups.EVALUATION)
     - dg.AssetSelection.key_substring("sweep"),
     description="Sample the candidate lists, train and rank the baselines, rank every trained "
     "LGCD variant, and write the report (Tables 1 and 3, significance, plots).",

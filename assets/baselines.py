@@ -7,7 +7,6 @@ model under every protocol. Early stopping reads the primary protocol's validati
 lists only, so the model selected does not depend on which other protocols are shown.
 """
 
-import base64
 import time
 
 import dagster as dg
@@ -15,13 +14,14 @@ import polars as pl
 
 from assets import groups
 from assets.encoders import asset_name as encoder_asset
-from assets.evaluation import encoders_from, n_items, rank_metadata
+from assets.evaluation import n_items, rank_metadata
+from models.device import torch_threads
+from models.encoders.sequence import encoders_from_checkpoints
 from models.evaluation.baselines.common import Interactions
 from models.evaluation.baselines.fit import fit_baseline
 from models.evaluation.candidates import protocol_lists
 from models.evaluation.ranking import eval_users, rank_users
-from models.lgcd.stage import torch_threads
-from models.report.curves import training_curves_png
+from models.report.figures import history_png, png_markdown
 from models.train import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
@@ -53,15 +53,10 @@ def _fit_markdown(fits: list[tuple[int, object, float]]) -> str:
 
 def _curves_markdown(fits: list[tuple[int, object, float]], name: str) -> str:
     """One PNG per seed: training loss and validation NDCG@10 per validation."""
-    images = []
-    for seed, fitted, _ in fits:
-        h = fitted.history
-        png = training_curves_png([r["epoch"] for r in h], [r["loss"] for r in h],
-                                  {"NDCG@10": [r["val_ndcg@10"] for r in h]},
-                                  f"{name}, seed {seed}", fitted.best_epoch)
-        images.append(f"![{name} seed {seed}](data:image/png;base64,"
-                      f"{base64.b64encode(png).decode()})")
-    return "\n\n".join(images)
+    return "\n\n".join(
+        png_markdown(history_png(fitted.history, f"{name}, seed {seed}", fitted.best_epoch,
+                                 {"NDCG@10": "val_ndcg@10"}), f"{name} seed {seed}")
+        for seed, fitted, _ in fits)
 
 
 def _epoch_logger(context: dg.AssetExecutionContext, name: str, seed: int):
@@ -96,7 +91,8 @@ def _baseline_asset(cfg: DatasetConfig, name: str) -> dg.AssetsDefinition:
         with user_errors(ValueError, TrainingDivergedError), torch_threads(step_threads(ev.threads)):
             for seed in ev.seeds:
                 began = time.perf_counter()
-                encoders = encoders_from(**encoder_ckpts) if encoder_ckpts else None
+                encoders = None if not encoder_ckpts else encoders_from_checkpoints(
+                    {"A": encoder_ckpts["enc_a"], "B": encoder_ckpts["enc_b"]})
                 fitted = fit_baseline(name, train, sizes, ev, seed, users, validation_lists,
                                       encoders, on_epoch=_epoch_logger(context, name, seed),
                                       on_progress=context.log.info)

@@ -13,21 +13,21 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
+from models.device import torch_threads
 from models.encoders.text_embedding import (
     EmbeddingError,
     Progress,
-    TextEmbedder,
     domain_items,
     item_texts,
     model_identity,
     resolve_model,
     resolve_runtime,
 )
-from models.lgcd.stage import torch_threads
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority, step_threads
 from pipeline.io_managers import CACHE, VersionStore
+from pipeline.resources import TextEmbedder
 from pipeline.versioning import code_version
 
 CACHE_DIR = (".cache", "embeddings")
@@ -64,7 +64,7 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
         description=f"Sentence embedding of the text of every domain-{domain} item, by item index.",
     )
     def item_text_embeddings(context: dg.AssetExecutionContext, store: VersionStore,
-                             item_catalog: pl.DataFrame) -> dg.MaterializeResult:
+                             text_embedder: TextEmbedder, item_catalog: pl.DataFrame) -> dg.MaterializeResult:
         """Sentence embedding of the text of every item of one domain, by item index."""
 
         def log_progress(p: Progress) -> None:
@@ -73,25 +73,25 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
 
         with user_errors(EmbeddingError), torch_threads(step_threads(0)):
             rows = domain_items(item_catalog, domain)
-            embedder = TextEmbedder(cfg.embedding)
             texts = item_texts(rows["text"].to_list(), rows["title"].to_list())
-            matrix, stats = embedder.embed(texts, cache_root=store.path().joinpath(*CACHE_DIR),
-                                           progress=log_progress, progress_every_s=PROGRESS_EVERY_S)
-        if embedder.runtime.fallback:
-            context.log.warning(f"domain {domain}: {embedder.runtime.fallback}")
+            matrix, stats = text_embedder.embed(texts, cache_root=store.path().joinpath(*CACHE_DIR),
+                                                progress=log_progress, progress_every_s=PROGRESS_EVERY_S)
+        runtime = text_embedder.runtime
+        if runtime.fallback:
+            context.log.warning(f"domain {domain}: {runtime.fallback}")
         if stats.empty_texts:
             context.log.warning(f"domain {domain}: {stats.empty_texts} items have no text; they "
                                 "share the model's empty-text embedding")
         table = pl.DataFrame({"item": rows["item"], "index": rows["index"].cast(pl.Int32),
                               "embedding": matrix})
         return store.publish(
-            table, domain=domain, model=cfg.embedding.model, model_identity=embedder.identity,
-            **{CACHE: str(Path(*CACHE_DIR, embedder.identity))},
+            table, domain=domain, model=cfg.embedding.model, model_identity=text_embedder.identity,
+            **{CACHE: str(Path(*CACHE_DIR, text_embedder.identity))},
             dim=int(matrix.shape[1]), cache_hits=stats.cache_hits, cache_misses=stats.cache_misses,
             encoded_texts=stats.encoded, empty_texts=stats.empty_texts,
             encode_seconds=round(stats.encode_seconds, 3), items_per_s=round(stats.items_per_s, 1),
-            model_load_seconds=round(stats.load_seconds, 3), backend=embedder.runtime.backend,
-            dtype=embedder.runtime.dtype, backend_fallback=embedder.runtime.fallback or "none")
+            model_load_seconds=round(stats.load_seconds, 3), backend=runtime.backend,
+            dtype=runtime.dtype, backend_fallback=runtime.fallback or "none")
 
     return item_text_embeddings
 

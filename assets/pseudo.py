@@ -3,7 +3,7 @@
 The code version hashes the prompt template file, the model and the sampling
 parameters: editing the prompt marks this asset (and then its downstream)
 unsynced and leaves every upstream asset fresh. Generation runs in the LLM
-environment through Dagster Pipes (``workers/llm.py``), in chunks that are kept
+environment (``workers/llm.py``, launched by the ``llm`` resource), in chunks that are kept
 under ``<storage>/.cache/pseudo_generations/<inputs hash>/`` as they finish, so a
 killed run resumes from the last completed chunk.
 """
@@ -17,43 +17,38 @@ import dagster as dg
 import polars as pl
 
 from assets import groups
-from assets.llm import WORKER, llm_python, model_folder, worker_env
+from assets.llm import model_folder
 from models.pseudo.parsing import parse_guesses
 from models.pseudo.prompts import PromptTemplateError, load_template
-from models.pseudo.requests import generation_requests
+from models.pseudo.requests import GenerationConfig, generation_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import CACHE, VersionStore
+from pipeline.resources import LLMLauncher
 from pipeline.storage import FileTree
 from pipeline.versioning import code_version
+from workers.spec import GenerationSpec
 
 RESUME_DIR = (".cache", "pseudo_generations")
+MAX_TITLE_CHARS = 80  # longest title the JSON output schema allows
 
 
-def _spec(cfg: DatasetConfig, model_path: Path, work: Path) -> dict:
-    gen = cfg.generation
-    return {"model_path": str(model_path), "seed": gen.seed, "output_format": gen.output_format,
-            "n_items": gen.n_items, "max_title_chars": 80, "temperature": gen.temperature,
-            "top_p": gen.top_p, "max_tokens": gen.max_tokens, "backend": gen.backend,
-            "dtype": gen.dtype, "max_model_len": gen.max_model_len, "chunk_size": gen.chunk_size,
-            "max_num_seqs": gen.max_num_seqs, "max_num_batched_tokens": gen.max_num_batched_tokens,
-            "kv_cache_gib": gen.kv_cache_gib, "enforce_eager": not gen.compile,
-            "chunk_dir": str(work / "chunks"), "prompts_path": str(work / "prompts.jsonl")}
+def generation_spec(gen: GenerationConfig, model_path: Path, work: Path) -> GenerationSpec:
+    """The worker's spec for one run: every setting from ``gen``, the files under ``work``."""
+    return GenerationSpec(
+        model_path=str(model_path), seed=gen.seed, output_format=gen.output_format,
+        n_items=gen.n_items, max_title_chars=MAX_TITLE_CHARS, temperature=gen.temperature,
+        top_p=gen.top_p, max_tokens=gen.max_tokens, backend=gen.backend, dtype=gen.dtype,
+        max_model_len=gen.max_model_len, chunk_size=gen.chunk_size, max_num_seqs=gen.max_num_seqs,
+        max_num_batched_tokens=gen.max_num_batched_tokens, kv_cache_gib=gen.kv_cache_gib,
+        enforce_eager=not gen.compile, chunk_dir=str(work / "chunks"),
+        prompts_path=str(work / "prompts.jsonl"))
 
 
 def _rate(tokens: int, stats: dict) -> float | None:
     """Tokens per second of generation time, None when nothing was generated (a resumed run)."""
     return round(tokens / stats["seconds"], 1) if stats.get("seconds") else None
-
-
-def _read_chunks(chunk_dir: Path) -> dict[str, str]:
-    outputs = {}
-    for file in sorted(chunk_dir.glob("chunk-*.jsonl")):
-        for line in file.read_text().splitlines():
-            row = json.loads(line)
-            outputs[row["id"]] = row["output"]
-    return outputs
 
 
 def _parse_all(requests: pl.DataFrame, outputs: dict[str, str], n_items: int) -> tuple[pl.DataFrame, Counter]:
@@ -92,9 +87,9 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(group_name=groups.PSEUDO, pool="gpu", kinds={"vllm", "parquet"},
               op_tags=priority(PRIORITY_CHAIN),
               code_version=code_version("gen1", template.sha256, gen.model, sampling))
-    def pseudo_generations(context: dg.AssetExecutionContext, store: VersionStore,
-                           pipes_subprocess_client: dg.PipesSubprocessClient, sequences: pl.DataFrame,
-                           item_catalog: pl.DataFrame, llm_model: FileTree) -> dg.MaterializeResult:
+    def pseudo_generations(context: dg.AssetExecutionContext, store: VersionStore, llm: LLMLauncher,
+                           sequences: pl.DataFrame, item_catalog: pl.DataFrame,
+                           llm_model: FileTree) -> dg.MaterializeResult:
         """LLM-guessed target-domain item titles for every single-domain training user."""
         categories = dict(zip(("A", "B"), cfg.domain_categories(), strict=True))
         requests, prefixes = generation_requests(sequences, item_catalog, categories, template, gen)
@@ -105,15 +100,12 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         work = store.path().joinpath(*RESUME_DIR, spec_key)
         work.mkdir(parents=True, exist_ok=True)
         (work / "prompts.jsonl").write_text(prompts)
-        spec = _spec(cfg, model_folder(llm_model), work)
-        (work / "spec.json").write_text(json.dumps(spec, indent=1))
+        spec = generation_spec(gen, model_folder(llm_model), work)
+        (work / "spec.json").write_text(spec.to_json())
         context.log.info(f"{requests.height} prompts; resume folder {work}")
         with user_errors():
-            invocation = pipes_subprocess_client.run(
-                command=[llm_python(gen), str(WORKER), "generate", "--spec", str(work / "spec.json")],
-                context=context, env=worker_env())
-        stats = next((m for m in invocation.get_custom_messages() if isinstance(m, dict)), {})
-        frame, drops = _parse_all(requests, _read_chunks(work / "chunks"), gen.n_items)
+            stats = llm.generate(context, work / "spec.json")
+        frame, drops = _parse_all(requests, spec.read_outputs(), gen.n_items)
         per_direction = frame.group_by("source_domain").len().sort("source_domain")
         return store.publish(
             frame, backend=str(stats.get("backend") or "resumed (no generation needed)"),

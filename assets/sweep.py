@@ -1,7 +1,7 @@
 """Figure 3: ranks of the LGCD sweep points (nK, T, lambda), one trained model per point.
 
 The points are extra LGCD variants (models/evaluation/plan.py ``sweep_points``), trained by
-the LGCD stage's factory and built in assets/evaluation.py; this asset ranks them on
+the LGCD stage (assets/lgcd.py); this asset ranks them on
 the first evaluation seed's candidate lists, under every protocol (Figure 3 shows the
 primary one; the stored table keeps them all). It exists only when the dataset YAML
 has an ``evaluation.sweep`` section; the ``sweep`` job materializes it with its models.
@@ -12,12 +12,12 @@ import polars as pl
 
 from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
-from assets.evaluation import encoders_from
+from models.device import torch_threads
 from models.evaluation.plan import sweep_points
-from models.evaluation.ranking import eval_users, rank_users
-from models.lgcd.inference import LGCDScorer
-from models.lgcd.stage import lgcd_from_checkpoint, torch_threads
-from models.report.tables import domain_names, sweep_markdown, sweep_metrics
+from models.evaluation.ranking import eval_users
+from models.lgcd.inference import rank_lgcd
+from models.report.sweep import sweep_markdown, sweep_metrics
+from models.report.tables import domain_names
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import step_threads
@@ -49,9 +49,8 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         with user_errors(ValueError), torch_threads(step_threads(ev.threads)):
             for point in points:
                 ckpt = models[f"m_{specs.index(point.spec.name)}"]
-                net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from(enc_a, enc_b))
-                ranks = rank_users(LGCDScorer(net, seed), users, eval_candidates, seed, "lgcd_sweep",
-                                   ev.batch_size, ev.protocols)
+                ranks = rank_lgcd(ckpt, {"A": enc_a, "B": enc_b}, users, eval_candidates, seed,
+                                  "lgcd_sweep", ev.batch_size, ev.protocols)
                 frames.append(ranks.with_columns(param=pl.lit(point.param),
                                                  value=pl.lit(float(point.value))))
                 context.log.info(f"sweep {point.param}={point.value}: {point.spec.name}")

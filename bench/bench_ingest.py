@@ -96,7 +96,7 @@ def meta_corpus(cache: Path) -> Path:
 def measure_ingest(path: Path, meta: Path) -> dict:
     """Run in a child process: the reader alone, then the whole ingest of the file."""
     from models.data.ingest import DomainFiles, ingest_pair, partition_count, review_spec
-    from models.data.readers import spill_records
+    from models.data.spill import spill_records
 
     files = DomainFiles("A", path, meta, "amazon2018")
     partitions = partition_count([files])

@@ -17,18 +17,20 @@ head too (SmolLM2-135M: 0.21 and 0.27 GFLOP); attention scores are left out
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
-from assets.llm import WORKER, worker_env
+from assets.pseudo import generation_spec
 from bench.harness import cpu_model, matmul_peak_gflops, report
 from models.data.synthetic import THEMES
 from models.pseudo.prompts import build_messages, load_template, shared_prefix
 from models.pseudo.requests import DEFAULT_TEMPLATE, GenerationConfig
 from pipeline import settings, storage
+from pipeline.resources import WORKER, worker_env
 
 LLM_PYTHON = settings.PROJECT_ROOT / ".venv-llm" / "bin" / "python"
 
@@ -76,15 +78,12 @@ def gflops(stats: dict, model: Path) -> float:
 
 def _run(backend: str, model: Path, prompts: list[dict], work: Path, max_tokens: int = 96,
          **engine) -> dict:
+    """One worker run, greedy, all prompts in one chunk; ``engine``: GenerationConfig fields."""
     work.mkdir(parents=True)
     (work / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    cfg = GenerationConfig()
-    spec = {"model_path": str(model), "seed": 0, "output_format": "list", "n_items": 5,
-            "max_title_chars": 80, "temperature": 0.0, "top_p": 1.0, "max_tokens": max_tokens,
-            "backend": backend, "dtype": cfg.dtype, "max_model_len": 2048,
-            "chunk_size": len(prompts), "chunk_dir": str(work / "chunks"),
-            "prompts_path": str(work / "prompts.jsonl"), **engine}
-    (work / "spec.json").write_text(json.dumps(spec))
+    gen = dataclasses.replace(GenerationConfig(), temperature=0.0, top_p=1.0, max_tokens=max_tokens,
+                              backend=backend, chunk_size=len(prompts), **engine)
+    (work / "spec.json").write_text(generation_spec(gen, model, work).to_json())
     out = subprocess.run([str(LLM_PYTHON), str(WORKER), "generate", "--spec", str(work / "spec.json")],
                          capture_output=True, text=True, env=worker_env(), check=True)
     return json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
@@ -108,7 +107,7 @@ def main() -> None:
     dtype = "bf16" if "bfloat16" in _dtype() else "fp32"
     peak = matmul_peak_gflops(dtype)
     engine = {"max_num_seqs": args.max_num_seqs, "max_num_batched_tokens": args.max_num_batched_tokens,
-              "kv_cache_gib": defaults.kv_cache_gib, "enforce_eager": not (args.compile or defaults.compile)}
+              "compile": args.compile or defaults.compile}
     with tempfile.TemporaryDirectory() as tmp:
         vllm = _run("vllm", model, prompts, Path(tmp) / "vllm", args.max_tokens, **engine)
         hf = None if args.skip_transformers else _run("transformers", model, prompts,
@@ -127,7 +126,8 @@ def main() -> None:
            matmul_peak_gflops=round(peak, 1), fraction_of_peak=round(achieved / peak, 3),
            baseline_gflops=round(gflops(hf, model), 1) if hf else None,
            prefix_cache_hit_rate=vllm.get("prefix_cache_hit_rate"),
-           vllm_engine_start_s=vllm.get("engine_start_s"), **engine, cpu=cpu_model(),
+           vllm_engine_start_s=vllm.get("engine_start_s"), **engine,
+           kv_cache_gib=defaults.kv_cache_gib, cpu=cpu_model(),
            load_avg_1m=round(os.getloadavg()[0], 2))
 
 

@@ -24,8 +24,10 @@ from pathlib import Path
 import torch
 
 from bench.harness import latest_stored, report
+from models.device import torch_threads
 from models.encoders.sequence import DomainEncoder
-from models.lgcd.stage import fit, torch_threads, training_rows, validation_rows
+from models.lgcd.fitting import fit
+from models.lgcd.rows import training_rows, validation_rows
 from pipeline import settings
 from pipeline.config import load_dataset_config
 

@@ -1,5 +1,9 @@
 """Compute device from a config string, so no model code hard-codes ``"cuda"`` or ``"cpu"``."""
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 
 
@@ -52,3 +56,20 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def auto_threads() -> int:
+    """Half the cores, at least one: the model's small matmuls lose to thread contention."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[int]:
+    """Run with ``n`` torch CPU threads (0 = ``auto_threads()``), then restore the old count."""
+    before = torch.get_num_threads()
+    n = n or auto_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)

@@ -178,16 +178,14 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
     no part improved, and the model is validated once more as assembled, which gives
     ``best_metric``; ``best_epoch`` is then the last validation any part kept. Every
     trainable parameter must belong to a part, or the parts would not be independent.
+
+    The epoch loop stays in one piece (steps, resume and checkpointing are named helpers):
+    mid-epoch validation, the resume offset and the loss sums all share its state.
     """
     device = device or next(model.parameters()).device
     dtype = autocast_dtype(cfg.precision, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.parts:
-        loose = [n for n, p in model.named_parameters()
-                 if p.requires_grad and not n.startswith(tuple(x for x, _ in cfg.parts))]
-        if loose:
-            raise ValueError(f"{name}: trainable parameters outside every part, e.g. {loose[0]}; "
-                             "parts must hold all of them")
+    _check_parts(model, cfg, name)
     every = cfg.eval_every or steps_per_epoch
     last = checkpoint_dir / "last.pt" if checkpoint_dir is not None else None
     result = LoopResult(state_dict=cpu_state(model), steps_per_epoch=steps_per_epoch,
@@ -197,24 +195,8 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         if last is not None and last.exists():
-            ckpt = load_checkpoint(last)
-            if ckpt.get("fingerprint") != fingerprint:
-                raise ValueError(f"checkpoint {last} was written with another {name} config; "
-                                 "delete it to start over")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if device.type == "cuda" and "cuda" in ckpt["rng"]:
-                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-            epoch, offset, stale, done = ckpt["epoch"], ckpt["offset"], ckpt["stale"], ckpt["done"]
-            result.history, result.steps = ckpt["history"], ckpt["steps"]
-            result.best_epoch, result.best_metric = ckpt["best_epoch"], ckpt["best_metric"]
-            result.state_dict, result.resumed_from = ckpt["best_state"], len(result.history)
-            result.selected = ckpt.get("selected") or next(  # last.pt of an older version
-                (dict(h) for h in result.history if h["epoch"] == result.best_epoch), {})
-            result.part_best = ckpt.get("part_best", {})
-            result.part_epochs = ckpt.get("part_epochs", {})
-            result.stopped_early = stale >= cfg.patience
+            epoch, offset, stale, done = _resume(last, model, optimizer, result, cfg, fingerprint,
+                                                 name, device)
         clock = _Clock(name, cfg.progress_every_s, cfg.epochs * steps_per_epoch, on_progress)
         sums: dict[str, float] = {}
         probed: dict[str, float] = {}
@@ -229,14 +211,8 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             for batch in stream:
                 if probe is not None and n_since == 0:
                     probed = {PROBE + k: float(v) for k, v in probe(batch).items()}
-                with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-                    terms = _terms(loss_fn(batch))
-                _check_finite(name, terms, result.steps + 1, epoch)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
+                terms = _step(optimizer, params, loss_fn, batch, cfg, dtype, device, name,
+                              result.steps + 1, epoch)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 n_since, in_epoch = n_since + 1, in_epoch + 1
@@ -267,6 +243,60 @@ def train_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
             result.selected = {k: float(v) for k, v in validate().items()}
         result.best_metric = result.selected[cfg.monitor]
     return result
+
+
+def _check_parts(model: nn.Module, cfg: LoopConfig, name: str) -> None:
+    """With ``cfg.parts``, every trainable parameter must belong to one of them."""
+    if cfg.parts:
+        loose = [n for n, p in model.named_parameters()
+                 if p.requires_grad and not n.startswith(tuple(x for x, _ in cfg.parts))]
+        if loose:
+            raise ValueError(f"{name}: trainable parameters outside every part, e.g. {loose[0]}; "
+                             "parts must hold all of them")
+
+
+def _resume(last: Path, model: nn.Module, optimizer: torch.optim.Optimizer, result: LoopResult,
+            cfg: LoopConfig, fingerprint: dict, name: str,
+            device: torch.device) -> tuple[int, int, int, bool]:
+    """Restore ``last.pt`` into the model, optimizer, RNG and ``result``.
+
+    Returns (epoch, offset in it, stale validations, done).
+    """
+    ckpt = load_checkpoint(last)
+    if ckpt.get("fingerprint") != fingerprint:
+        raise ValueError(f"checkpoint {last} was written with another {name} config; "
+                         "delete it to start over")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if device.type == "cuda" and "cuda" in ckpt["rng"]:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+    epoch, offset, stale, done = ckpt["epoch"], ckpt["offset"], ckpt["stale"], ckpt["done"]
+    result.history, result.steps = ckpt["history"], ckpt["steps"]
+    result.best_epoch, result.best_metric = ckpt["best_epoch"], ckpt["best_metric"]
+    result.state_dict, result.resumed_from = ckpt["best_state"], len(result.history)
+    result.selected = ckpt.get("selected") or next(  # last.pt of an older version
+        (dict(h) for h in result.history if h["epoch"] == result.best_epoch), {})
+    result.part_best = ckpt.get("part_best", {})
+    result.part_epochs = ckpt.get("part_epochs", {})
+    result.stopped_early = stale >= cfg.patience
+    return epoch, offset, stale, done
+
+
+def _step(optimizer: torch.optim.Optimizer, params: list[nn.Parameter],
+          loss_fn: Callable[[Any], Tensor | Mapping[str, Tensor]], batch: Any, cfg: LoopConfig,
+          dtype: torch.dtype | None, device: torch.device, name: str, step: int,
+          epoch: int) -> dict[str, Tensor]:
+    """One optimizer step on ``batch`` (autocast, finite check, clipping); returns the loss terms."""
+    with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+        terms = _terms(loss_fn(batch))
+    _check_finite(name, terms, step, epoch)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    optimizer.step()
+    return terms
 
 
 def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -301,25 +331,7 @@ def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
     if "loss_total" in row:
         row["loss"] = row["loss_total"]
     result.history.append(row)
-    if cfg.parts:
-        state = None
-        for prefix, key in cfg.parts:
-            if key not in metrics:
-                raise KeyError(f"validate() must return {key!r} for part {prefix!r}, "
-                               f"got {sorted(metrics)}")
-            if metrics[key] > result.part_best.get(prefix, -math.inf):
-                state = state or cpu_state(model)
-                result.state_dict.update({k: v for k, v in state.items() if k.startswith(prefix)})
-                result.part_best[prefix], result.part_epochs[prefix] = metrics[key], at
-        if state is not None:
-            result.best_epoch, stale = at, 0
-        else:
-            stale += 1
-    elif metrics[cfg.monitor] > result.best_metric:
-        result.best_metric, result.best_epoch, stale = metrics[cfg.monitor], at, 0
-        result.state_dict, result.selected = cpu_state(model), dict(metrics)
-    else:
-        stale += 1
+    stale = _select(model, cfg, metrics, result, at, stale)
     result.stopped_early = stale >= cfg.patience
     finished = in_epoch == 0 and epoch >= cfg.epochs
     done = result.stopped_early or finished
@@ -340,13 +352,26 @@ def _validate_and_save(model: nn.Module, optimizer: torch.optim.Optimizer,
     return done, stale
 
 
-def history_png(history: list[dict[str, float]], title: str, best_epoch: float,
-                metrics: tuple[str, ...] = ("hr@10", "ndcg@10")) -> bytes:
-    """Training loss and validation metrics per validation (``models.report.curves``)."""
-    from models.report.curves import training_curves_png
-
-    xs = [h["epoch"] for h in history]
-    loss = [h.get("loss", h.get("loss_total", float("nan"))) for h in history]
-    curves = {m.upper(): [h.get(m, float("nan")) for h in history]
-              for m in metrics if any(m in h for h in history)}
-    return training_curves_png(xs, loss, curves, title, best_epoch)
+def _select(model: nn.Module, cfg: LoopConfig, metrics: Mapping[str, float], result: LoopResult,
+            at: float, stale: int) -> int:
+    """Keep the weights of a better validation (per part with ``cfg.parts``); returns ``stale``."""
+    if cfg.parts:
+        state = None
+        for prefix, key in cfg.parts:
+            if key not in metrics:
+                raise KeyError(f"validate() must return {key!r} for part {prefix!r}, "
+                               f"got {sorted(metrics)}")
+            if metrics[key] > result.part_best.get(prefix, -math.inf):
+                state = state or cpu_state(model)
+                result.state_dict.update({k: v for k, v in state.items() if k.startswith(prefix)})
+                result.part_best[prefix], result.part_epochs[prefix] = metrics[key], at
+        if state is not None:
+            result.best_epoch, stale = at, 0
+        else:
+            stale += 1
+    elif metrics[cfg.monitor] > result.best_metric:
+        result.best_metric, result.best_epoch, stale = metrics[cfg.monitor], at, 0
+        result.state_dict, result.selected = cpu_state(model), dict(metrics)
+    else:
+        stale += 1
+    return stale

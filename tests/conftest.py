@@ -40,6 +40,22 @@ def pytest_configure(config) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``gpu`` need a CUDA device: without one they skip and say so.
+
+    They are the device checks (tests/models/test_gpu.py); on a GPU box ``pytest -m gpu``
+    runs just them.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu); this machine has none")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 # The small test corpora keep the generator's defaults and the old demo's split (80% of the
 # overlapping users train), not configs/demo.yaml's report-sized choices: the tests need
 # training users more than test users, and their sizes stay what they were measured at.

@@ -7,13 +7,15 @@ Dagster asset launches this script through Dagster Pipes
 (``PipesSubprocessClient``) with the interpreter of ``.venv-llm`` (or any
 configured Python); logs and statistics travel back over the Pipes channel.
 
-It imports only the standard library, ``dagster_pipes`` (optional) and the
-backend (vLLM, else transformers), so it runs in a bare model container.
+It imports only the standard library, ``dagster_pipes`` (optional), the
+backend (vLLM, else transformers) and its sibling ``workers/spec.py``, so it
+runs in a bare model container.
 
     python workers/llm.py convert --gguf FILE --out DIR
     python workers/llm.py generate --spec SPEC.json
 
-``generate`` reads ``prompts.jsonl`` (``{"id", "messages"}`` per line) and writes
+``generate`` reads a :class:`~workers.spec.GenerationSpec` and its
+``prompts.jsonl`` (``{"id", "messages"}`` per line) and writes
 ``chunk-NNNNN.jsonl`` files into the spec's ``chunk_dir``, each atomically
 (temp file + rename). A killed run resumes from the first missing chunk.
 """
@@ -26,6 +28,11 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+try:  # the project root on sys.path: PYTHONPATH, as the pipeline runs the worker, or an import
+    from workers.spec import GenerationSpec
+except ModuleNotFoundError:  # `python workers/llm.py` alone: sys.path[0] is workers/
+    from spec import GenerationSpec
 
 
 class _StdoutPipes:
@@ -123,12 +130,12 @@ def resolve_dtype(requested: str) -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
-def stop_strings(spec: dict) -> list[str] | None:
+def stop_strings(spec: GenerationSpec) -> list[str] | None:
     """Where a numbered list's answer ends: the start of item nK + 1 (JSON stops by its schema).
 
     Tokens after the nK-th title are thrown away by the parser, so they are not generated.
     """
-    return [f"\n{spec['n_items'] + 1}."] if spec["output_format"] == "list" else None
+    return [f"\n{spec.n_items + 1}."] if spec.output_format == "list" else None
 
 
 def _cut(text: str, stops: list[str] | None) -> str:
@@ -141,39 +148,39 @@ def _cut(text: str, stops: list[str] | None) -> str:
 class VllmBackend:
     name = "vllm"
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: GenerationSpec) -> None:
         cores = os.cpu_count() or 1
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(spec.get("kv_cache_gib", 2)))
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(spec.kv_cache_gib))
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}")
         from vllm import LLM
 
         engine_kwargs = {
-            "model": spec["model_path"],
-            "max_num_seqs": spec.get("max_num_seqs", 128),
-            "max_num_batched_tokens": spec.get("max_num_batched_tokens", 8192),
-            "dtype": resolve_dtype(spec.get("dtype", "auto")),
-            "max_model_len": spec.get("max_model_len", 2048),
-            "seed": spec["seed"],  # per-request seeds crash the CPU engine (NOTES.md)
+            "model": spec.model_path,
+            "max_num_seqs": spec.max_num_seqs,
+            "max_num_batched_tokens": spec.max_num_batched_tokens,
+            "dtype": resolve_dtype(spec.dtype),
+            "max_model_len": spec.max_model_len,
+            "seed": spec.seed,  # per-request seeds crash the CPU engine (NOTES.md)
             "enable_prefix_caching": True,
             "disable_log_stats": False,
-            "enforce_eager": spec.get("enforce_eager", True),
+            "enforce_eager": spec.enforce_eager,
         }
-        if spec["output_format"] == "json":
+        if spec.output_format == "json":
             engine_kwargs["structured_outputs_config"] = {
                 "backend": "xgrammar", "disable_any_whitespace": True}
         self.llm = LLM(**engine_kwargs)
 
-    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], dict]:
+    def generate(self, messages: list[list[dict]], spec: GenerationSpec) -> tuple[list[str], dict]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
         structured = None
-        if spec["output_format"] == "json":
-            schema = {"type": "array", "minItems": 1, "maxItems": spec["n_items"],
-                      "items": {"type": "string", "minLength": 3, "maxLength": spec["max_title_chars"]}}
+        if spec.output_format == "json":
+            schema = {"type": "array", "minItems": 1, "maxItems": spec.n_items,
+                      "items": {"type": "string", "minLength": 3, "maxLength": spec.max_title_chars}}
             structured = StructuredOutputsParams(json=schema)
-        params = SamplingParams(temperature=spec["temperature"], top_p=spec.get("top_p", 1.0),
-                                max_tokens=spec["max_tokens"], structured_outputs=structured,
+        params = SamplingParams(temperature=spec.temperature, top_p=spec.top_p,
+                                max_tokens=spec.max_tokens, structured_outputs=structured,
                                 stop=stop_strings(spec))
         outputs = self.llm.chat(messages, params, use_tqdm=False)
         texts = [o.outputs[0].text for o in outputs]
@@ -207,31 +214,31 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: GenerationSpec) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(spec["model_path"], padding_side="left")
+        self.tokenizer = AutoTokenizer.from_pretrained(spec.model_path, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        dtype = torch.bfloat16 if resolve_dtype(spec.get("dtype", "auto")) == "bfloat16" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=dtype).eval()
+        dtype = torch.bfloat16 if resolve_dtype(spec.dtype) == "bfloat16" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(spec.model_path, dtype=dtype).eval()
 
     def seed_chunk(self, seed: int, chunk: int) -> None:
         """Seed each chunk on its own, so a resumed run samples what an uninterrupted one would."""
         self.torch.manual_seed((seed << 32) + chunk)
 
-    def generate(self, messages: list[list[dict]], spec: dict) -> tuple[list[str], dict]:
+    def generate(self, messages: list[list[dict]], spec: GenerationSpec) -> tuple[list[str], dict]:
         prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                    for m in messages]
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        sample = spec["temperature"] > 0
+        sample = spec.temperature > 0
         with self.torch.no_grad():
             out = self.model.generate(
-                **batch, max_new_tokens=spec["max_tokens"], do_sample=sample,
-                temperature=spec["temperature"] if sample else None,
-                top_p=spec.get("top_p", 1.0) if sample else None,
+                **batch, max_new_tokens=spec.max_tokens, do_sample=sample,
+                temperature=spec.temperature if sample else None,
+                top_p=spec.top_p if sample else None,
                 pad_token_id=self.tokenizer.pad_token_id, stop_strings=stop_strings(spec),
                 tokenizer=self.tokenizer)
         new = out[:, batch["input_ids"].shape[1]:]  # (B, new_tokens)
@@ -245,13 +252,13 @@ class TransformersBackend:
         return None
 
 
-def make_backend(spec: dict):
+def make_backend(spec: GenerationSpec):
     """VLLM when requested and importable, else transformers; the choice is reported."""
-    if spec.get("backend", "auto") in ("auto", "vllm"):
+    if spec.backend in ("auto", "vllm"):
         try:
             import vllm  # noqa: F401
         except ImportError:
-            if spec.get("backend") == "vllm":
+            if spec.backend == "vllm":
                 raise
         else:
             return VllmBackend(spec)
@@ -261,24 +268,15 @@ def make_backend(spec: dict):
 # ---------------------------------------------------------------- chunked generation
 
 
-def _write_atomic(path: Path, lines: list[str]) -> None:
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
-
-
 def generate(spec_path: Path) -> None:
-    spec = json.loads(spec_path.read_text())
-    chunk_dir = Path(spec["chunk_dir"])
-    chunk_dir.mkdir(parents=True, exist_ok=True)
-    with open(spec["prompts_path"]) as fh:
-        prompts = [json.loads(line) for line in fh]
-    size = spec["chunk_size"]
-    chunks = [prompts[i:i + size] for i in range(0, len(prompts), size)]
-    todo = [i for i in range(len(chunks)) if not (chunk_dir / f"chunk-{i:05d}.jsonl").exists()]
+    spec = GenerationSpec.from_json(spec_path.read_text())
+    Path(spec.chunk_dir).mkdir(parents=True, exist_ok=True)
+    prompts = spec.read_prompts()
+    chunks = spec.chunks(prompts)
+    todo = [i for i in range(len(chunks)) if not spec.chunk_path(i).exists()]
     with _pipes() as pipes:
         pipes.log.info(f"{len(prompts)} prompts in {len(chunks)} chunks; {len(chunks) - len(todo)} "
-                       f"already done (resumed); backend preference {spec.get('backend', 'auto')}")
+                       f"already done (resumed); backend preference {spec.backend}")
         stats = {"backend": None, "tokens": 0, "prompt_tokens": 0, "prompt_tokens_cached": 0,
                  "seconds": 0.0, "chunks_resumed": len(chunks) - len(todo), "chunks_generated": 0,
                  "prefix_cache_hit_rate": None}
@@ -286,14 +284,13 @@ def generate(spec_path: Path) -> None:
             started = time.time()
             backend = make_backend(spec)
             stats["backend"] = backend.name
-            stats["dtype"] = resolve_dtype(spec.get("dtype", "auto"))
+            stats["dtype"] = resolve_dtype(spec.dtype)
             stats["engine_start_s"] = round(time.time() - started, 2)
             gen_started = time.time()
             for n, i in enumerate(todo, 1):
-                backend.seed_chunk(spec["seed"], i)
+                backend.seed_chunk(spec.seed, i)
                 texts, counts = backend.generate([p["messages"] for p in chunks[i]], spec)
-                rows = [json.dumps({"id": p["id"], "output": t}) for p, t in zip(chunks[i], texts, strict=True)]
-                _write_atomic(chunk_dir / f"chunk-{i:05d}.jsonl", rows)
+                spec.write_chunk(i, [(p["id"], t) for p, t in zip(chunks[i], texts, strict=True)])
                 stats["tokens"] += counts["generated"]
                 stats["prompt_tokens"] += counts["prompt"]
                 stats["prompt_tokens_cached"] += counts["prompt_cached"]

@@ -21,9 +21,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.data import readers, text
+from models.data import text
 from models.data.readers import RECORD_CAP, RecordSpec, empty_quarantine, read_records
 from models.data.schema import INTERACTIONS, ITEMS
+from models.data.spill import SpillResult, merge_distinct, spill_records
 
 EARLIEST_PLAUSIBLE = 820_454_400  # 1996-01-01, before Amazon's first review
 FUTURE_SLACK_S = 86_400  # clocks and time zones: a day ahead is still "now"
@@ -205,7 +206,7 @@ class _Domain:
     """One domain after its files were read: spilled reviews, items and the quarantine so far."""
 
     files: DomainFiles
-    reviews: readers.SpillResult
+    reviews: SpillResult
     items: pl.DataFrame
     meta_quarantine: pl.DataFrame  # unreadable, untitled and repeated metadata records
     lines: dict[str, int]
@@ -215,9 +216,9 @@ class _Domain:
 def _read_domain(files: DomainFiles, now: int, block_bytes: int, partitions: int,
                  folder: Path) -> _Domain:
     """Spill one domain's reviews by user, then read the metadata of the reviewed items."""
-    reviews = readers.spill_records(files.location(files.reviews), review_spec(files.format, now),
-                                    folder, partitions, "user", block_bytes,
-                                    source=str(files.reviews), distinct=("item",))
+    reviews = spill_records(files.location(files.reviews), review_spec(files.format, now),
+                            folder, partitions, "user", block_bytes,
+                            source=str(files.reviews), distinct=("item",))
     reviewed = reviews.distinct["item"].implode()
     meta = read_records(files.location(files.meta), meta_spec(files.format), block_bytes,
                         keep=pl.col("item").is_in(reviewed), source=str(files.meta))
@@ -265,7 +266,7 @@ def _write_interactions(domains: list[_Domain], partitions: int,
                 partition_users = frame["user"].unique()
                 counts[name]["users"] += partition_users.len()
                 users.append(partition_users)
-                items[name] = readers.merge_distinct([*items[name], frame["item"].unique()])
+                items[name] = merge_distinct([*items[name], frame["item"].unique()])
                 if frame.height:
                     writer.write_table(frame.to_arrow().cast(_INTERACTIONS_ARROW))
             overlapping += pl.concat(users).is_duplicated().sum() // 2 if len(users) == 2 else 0

@@ -8,8 +8,8 @@ whose row count differs from its line count, is parsed again line by line with
 ``json.loads``, so that every bad line is quarantined with its number and the
 good lines around it are kept. :func:`read_records` returns the parsed columns
 (for files whose rows are kept, such as the metadata of reviewed items);
-:func:`spill_records` writes them to hash partitions on disk instead, so that its
-peak memory is a few blocks whatever the file size (the review files).
+``models.data.spill.spill_records`` writes them to hash partitions on disk instead, so
+that its peak memory is a few blocks whatever the file size (the review files).
 
 Typing is the same on both paths. Integers and floats are checked by polars
 (a string timestamp or a boolean rating is a ``wrong_type``). Polars reads any
@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 from isal import igzip, isal_zlib
 
 from models.data.schema import QUARANTINE
@@ -371,7 +370,7 @@ def parse_block(block: bytes, first: int, spec: RecordSpec, source: str) -> Chun
     return Chunk(frame.drop("_reason"), bad, n_lines, fallback)
 
 
-def _require_records(path: Path, lines: int, rows: int | None, quarantine: pl.DataFrame) -> None:
+def require_records(path: Path, lines: int, rows: int | None, quarantine: pl.DataFrame) -> None:
     """A file without lines, or without a single valid record, is an error, not an empty table.
 
     ``rows`` None skips the second check: a filtered read may rightly keep nothing.
@@ -384,6 +383,36 @@ def _require_records(path: Path, lines: int, rows: int | None, quarantine: pl.Da
                           f"quarantined or blank (first reason: {first})")
 
 
+@dataclass
+class Tally:
+    """What a block-by-block read has counted so far: lines, blocks, fallbacks, quarantine."""
+
+    lines: int = 0
+    blocks: int = 0
+    blocks_fallback: int = 0
+    bad: list[pl.DataFrame] = field(default_factory=list)
+
+    def quarantine(self) -> pl.DataFrame:
+        return pl.concat(self.bad) if self.bad else empty_quarantine()
+
+
+def iter_chunks(path: Path, spec: RecordSpec, block_bytes: int, source: str,
+                tally: Tally) -> Iterator[Chunk]:
+    """Each block of ``path`` parsed, with its lines, fallback and quarantine counted into ``tally``.
+
+    The one loop of :func:`read_records` and ``models.data.spill.spill_records``, so both
+    number lines and quarantine alike.
+    """
+    for block in iter_blocks(Path(path), block_bytes):
+        chunk = parse_block(block, tally.lines + 1, spec, source)
+        if chunk.quarantine.height:
+            tally.bad.append(chunk.quarantine)
+        tally.lines += chunk.lines
+        tally.blocks += 1
+        tally.blocks_fallback += chunk.fallback
+        yield chunk
+
+
 def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
                  keep: pl.Expr | None = None, source: str | None = None) -> ReadResult:
     """Read a whole file block by block; ``keep`` filters rows per block (bounds memory).
@@ -392,118 +421,10 @@ def read_records(path: Path, spec: RecordSpec, block_bytes: int = BLOCK_BYTES,
     valid record is an error, not an empty table.
     """
     source = str(path) if source is None else source
-    frames, bad = [], []
-    lines = blocks = fallback = 0
-    for block in iter_blocks(Path(path), block_bytes):
-        chunk = parse_block(block, lines + 1, spec, source)
-        frames.append(chunk.frame if keep is None else chunk.frame.filter(keep))
-        if chunk.quarantine.height:
-            bad.append(chunk.quarantine)
-        lines += chunk.lines
-        blocks += 1
-        fallback += chunk.fallback
+    tally = Tally()
+    frames = [chunk.frame if keep is None else chunk.frame.filter(keep)
+              for chunk in iter_chunks(path, spec, block_bytes, source, tally)]
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=spec.out_schema())
-    quarantine = pl.concat(bad) if bad else empty_quarantine()
-    _require_records(path, lines, frame.height if keep is None else None, quarantine)
-    return ReadResult(frame, quarantine, lines, blocks, fallback)
-
-
-# ---------------------------------------------------------------- spilling
-
-# Fixed seeds: a key lands in the same partition in every run and in every file read with
-# the same partition count, so partition i of two files holds the same users.
-_PARTITION_SEED = 0x4C474344
-# lz4 Arrow IPC: spill files are read back once, so the cheapest codec wins over Parquet's.
-_SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
-
-
-def partition_of(key: str, partitions: int) -> pl.Expr:
-    """Partition number (UInt64) of each row's ``key``: a seeded polars hash modulo the count."""
-    return pl.col(key).hash(_PARTITION_SEED) % partitions
-
-
-@dataclass
-class SpillResult:
-    """A whole file split into ``len(parts)`` partition files by a hash of one column.
-
-    ``parts[i]`` is an Arrow IPC stream (read it with :meth:`read`) or None when no row
-    fell in partition i.
-    """
-
-    parts: list[Path | None]
-    schema: dict[str, pl.DataType]  # the spec's out_schema
-    quarantine: pl.DataFrame
-    lines: int = 0
-    blocks: int = 0
-    blocks_fallback: int = 0
-    rows: int = 0
-    distinct: dict[str, pl.Series] = field(default_factory=dict)  # column -> its distinct values
-
-    def read(self, number: int) -> pl.DataFrame:
-        """Partition ``number``'s rows in line order."""
-        return _read_partition(self.parts[number], self.schema)
-
-
-def _read_partition(part: Path | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """One partition's rows (an empty frame of ``schema`` for an empty partition)."""
-    if part is None:
-        return pl.DataFrame(schema=schema)
-    with pa.ipc.open_stream(part) as reader:
-        return pl.from_arrow(reader.read_all(), schema=schema)
-
-
-def merge_distinct(seen: list[pl.Series], limit: int = 64) -> list[pl.Series]:
-    """Fold a growing list of per-block distinct values into one series now and then."""
-    return [pl.concat(seen).unique()] if len(seen) >= limit else seen
-
-
-def spill_records(path: Path, spec: RecordSpec, folder: Path, partitions: int, key: str,
-                  block_bytes: int = BLOCK_BYTES, source: str | None = None,
-                  distinct: tuple[str, ...] = ()) -> SpillResult:
-    """Read a whole file block by block into ``partitions`` files split by a hash of ``key``.
-
-    Why: a 20M-review file parsed whole holds about 80 bytes a review in memory (1.8 GB),
-    and every later step (duplicates, joins) needs all rows of one user together, not all
-    rows at once. Rows sharing ``key`` land in the same partition, so those steps run one
-    partition at a time. Each block's rows are appended to its partitions' files in line
-    order. ``distinct`` names columns whose distinct values are collected on the way (the
-    reviewed items, which bound the metadata read). Errors and quarantine are as for
-    :func:`read_records`.
-    """
-    if partitions < 1:
-        raise ValueError(f"partitions={partitions}; must be at least 1")
-    source = str(path) if source is None else source
-    folder.mkdir(parents=True, exist_ok=True)
-    schema = spec.out_schema()
-    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
-    writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
-    files: list[Path | None] = [None] * partitions
-    seen: dict[str, list[pl.Series]] = {name: [] for name in distinct}
-    bad: list[pl.DataFrame] = []
-    lines = blocks = fallback = rows = 0
-    try:
-        for block in iter_blocks(Path(path), block_bytes):
-            chunk = parse_block(block, lines + 1, spec, source)
-            if chunk.quarantine.height:
-                bad.append(chunk.quarantine)
-            lines += chunk.lines
-            blocks += 1
-            fallback += chunk.fallback
-            rows += chunk.frame.height
-            for name in distinct:
-                seen[name] = merge_distinct([*seen[name], chunk.frame[name].unique()])
-            split = chunk.frame.with_columns(_part=partition_of(key, partitions)) \
-                .partition_by("_part", as_dict=True, include_key=False)
-            for (number,), frame in split.items():
-                if number not in writers:
-                    files[number] = folder / f"part-{number:04d}.arrows"
-                    writers[number] = pa.ipc.new_stream(files[number], arrow_schema,
-                                                        options=_SPILL_OPTIONS)
-                writers[number].write_table(frame.to_arrow().cast(arrow_schema))
-    finally:
-        for writer in writers.values():
-            writer.close()
-    quarantine = pl.concat(bad) if bad else empty_quarantine()
-    _require_records(path, lines, rows, quarantine)
-    values = {name: pl.concat(found).unique() for name, found in seen.items()}  # a block each
-    return SpillResult(files, schema, quarantine, lines, blocks, fallback, rows, values)
+    quarantine = tally.quarantine()
+    require_records(path, tally.lines, frame.height if keep is None else None, quarantine)
+    return ReadResult(frame, quarantine, tally.lines, tally.blocks, tally.blocks_fallback)

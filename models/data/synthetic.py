@@ -19,44 +19,58 @@ The files are ``<Category>.json.gz`` and ``meta_<Category>.json.gz`` with the
 
 import gzip
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-# theme -> (theme words, grocery nouns, kitchen nouns)
-THEMES: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "italian": (["Tuscan", "Italian", "Roman"],
-                ["Pasta", "Pesto Sauce", "Olive Oil", "Balsamic Vinegar", "Parmesan Crisps"],
-                ["Pasta Maker", "Pizza Stone", "Oil Dispenser", "Cheese Grater", "Ravioli Cutter"]),
-    "asian": (["Kyoto", "Sichuan", "Bangkok"],
-              ["Green Tea", "Soy Sauce", "Ramen Noodles", "Curry Paste", "Rice Crackers"],
-              ["Carbon Steel Wok", "Rice Cooker", "Bamboo Steamer", "Chopsticks Set", "Sushi Mat"]),
-    "baking": (["Vanilla", "Bakery", "Artisan"],
-               ["Bread Flour", "Cake Mix", "Chocolate Chips", "Sprinkles", "Yeast"],
-               ["Stand Mixer", "Cake Pan", "Rolling Pin", "Cookie Sheet", "Pastry Brush"]),
-    "coffee": (["Espresso", "Barista", "Dark Roast"],
-               ["Coffee Beans", "Cold Brew", "Mocha Syrup", "Coffee Pods", "Creamer"],
-               ["French Press", "Milk Frother", "Coffee Grinder", "Espresso Cups", "Pour Over Kettle"]),
-    "bbq": (["Smokehouse", "Texas", "Hickory"],
-            ["BBQ Sauce", "Beef Jerky", "Dry Rub", "Smoked Almonds", "Hot Links"],
-            ["Grill Brush", "Meat Thermometer", "Smoker Box", "Skewers", "Basting Mop"]),
-    "healthy": (["Organic", "Vegan", "Keto"],
-                ["Protein Bar", "Chia Seeds", "Almond Butter", "Quinoa", "Kale Chips"],
-                ["Blender", "Salad Spinner", "Juicer", "Meal Prep Containers", "Spiralizer"]),
-    "tea": (["English", "Herbal", "Chamomile"],
-            ["Earl Grey Tea", "Wildflower Honey", "Shortbread", "Lemon Curd", "Scones Mix"],
-            ["Teapot", "Tea Kettle", "Tea Infuser", "Porcelain Mugs", "Tea Tin"]),
-    "mexican": (["Oaxaca", "Chipotle", "Fiesta"],
-                ["Tortilla Chips", "Hot Sauce", "Taco Seasoning", "Salsa Verde", "Mole Paste"],
-                ["Tortilla Press", "Molcajete", "Taco Holder", "Cast Iron Skillet", "Citrus Press"]),
-    "breakfast": (["Maple", "Sunrise", "Farmhouse"],
-                  ["Pancake Mix", "Granola", "Maple Syrup", "Oatmeal", "Fruit Jam"],
-                  ["Waffle Maker", "Toaster", "Egg Poacher", "Griddle", "Butter Dish"]),
-    "seafood": (["Coastal", "Atlantic", "Nordic"],
-                ["Smoked Salmon", "Canned Tuna", "Anchovies", "Seaweed Snacks", "Clam Juice"],
-                ["Fish Spatula", "Oyster Knife", "Seafood Pot", "Lobster Crackers", "Fillet Knife"]),
-}
+# One theme per entry: "name: theme words | grocery nouns | kitchen nouns".
+_THEME_TABLE = """
+italian:   Tuscan, Italian, Roman
+         | Pasta, Pesto Sauce, Olive Oil, Balsamic Vinegar, Parmesan Crisps
+         | Pasta Maker, Pizza Stone, Oil Dispenser, Cheese Grater, Ravioli Cutter
+asian:     Kyoto, Sichuan, Bangkok
+         | Green Tea, Soy Sauce, Ramen Noodles, Curry Paste, Rice Crackers
+         | Carbon Steel Wok, Rice Cooker, Bamboo Steamer, Chopsticks Set, Sushi Mat
+baking:    Vanilla, Bakery, Artisan
+         | Bread Flour, Cake Mix, Chocolate Chips, Sprinkles, Yeast
+         | Stand Mixer, Cake Pan, Rolling Pin, Cookie Sheet, Pastry Brush
+coffee:    Espresso, Barista, Dark Roast
+         | Coffee Beans, Cold Brew, Mocha Syrup, Coffee Pods, Creamer
+         | French Press, Milk Frother, Coffee Grinder, Espresso Cups, Pour Over Kettle
+bbq:       Smokehouse, Texas, Hickory
+         | BBQ Sauce, Beef Jerky, Dry Rub, Smoked Almonds, Hot Links
+         | Grill Brush, Meat Thermometer, Smoker Box, Skewers, Basting Mop
+healthy:   Organic, Vegan, Keto
+         | Protein Bar, Chia Seeds, Almond Butter, Quinoa, Kale Chips
+         | Blender, Salad Spinner, Juicer, Meal Prep Containers, Spiralizer
+tea:       English, Herbal, Chamomile
+         | Earl Grey Tea, Wildflower Honey, Shortbread, Lemon Curd, Scones Mix
+         | Teapot, Tea Kettle, Tea Infuser, Porcelain Mugs, Tea Tin
+mexican:   Oaxaca, Chipotle, Fiesta
+         | Tortilla Chips, Hot Sauce, Taco Seasoning, Salsa Verde, Mole Paste
+         | Tortilla Press, Molcajete, Taco Holder, Cast Iron Skillet, Citrus Press
+breakfast: Maple, Sunrise, Farmhouse
+         | Pancake Mix, Granola, Maple Syrup, Oatmeal, Fruit Jam
+         | Waffle Maker, Toaster, Egg Poacher, Griddle, Butter Dish
+seafood:   Coastal, Atlantic, Nordic
+         | Smoked Salmon, Canned Tuna, Anchovies, Seaweed Snacks, Clam Juice
+         | Fish Spatula, Oyster Knife, Seafood Pot, Lobster Crackers, Fillet Knife
+"""
+
+
+def _parse_themes(table: str) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """``_THEME_TABLE`` as theme -> (theme words, grocery nouns, kitchen nouns), in table order."""
+    themes = {}
+    for entry in re.split(r"\n(?=\S)", table.strip()):  # an entry starts at column 0
+        name, fields = entry.split(":", 1)
+        words, food, kitchen = ([w.strip() for w in part.split(",")] for part in fields.split("|"))
+        themes[name] = (words, food, kitchen)
+    return themes
+
+
+THEMES = _parse_themes(_THEME_TABLE)
 MODIFIERS = ["Premium", "Classic", "Deluxe", "Family Size", "Gift Set", "Pack of 6", "Large",
              "Mini", "Everyday", "Signature"]
 BRAND_SUFFIXES = ["Pantry", "Kitchen", "Goods", "Co.", "Home", "Market"]
@@ -192,94 +206,128 @@ def _review_time(ts: np.ndarray) -> list[str]:
     return [f"{m:02d} {d}, {y}" for m, d, y in zip(months, dom, years, strict=True)]
 
 
-def generate(cfg: SyntheticConfig, out_dir: Path) -> GroundTruth:
-    """Write the two categories' review and meta files into ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(cfg.seed)
+@dataclass
+class _World:
+    """The latent structure every chunk of reviews is drawn from."""
+
+    n_items: list[int]  # per domain
+    catalogs: list[tuple]  # per domain: (item_theme, popularity, meta records)
+    samplers: list[list]  # per domain, per theme: (item indices, popularity CDF)
+    item_ids: list[list[str]]
+    nouns: list[list[str]]  # per domain, per item: its noun
+    taste: np.ndarray  # (n_users, n_themes)
+    kind: np.ndarray  # (n_users,) 0 = A only, 1 = B only, 2 = both
+
+
+def _world(cfg: SyntheticConfig, rng: np.random.Generator) -> _World:
+    """Catalogs of both domains, then every user's taste and kind (draws in that order)."""
     n_users = max(50, int(round(cfg.n_reviews / cfg.mean_length)))
     n_items = [
         max(60, int(cfg.n_reviews * share / cfg.reviews_per_item))
         for share in (cfg.domain_a_share, 1 - cfg.domain_a_share)
     ]
     catalogs = [_catalog(cfg, rng, d, n_items[d]) for d in range(2)]
-    samplers = [_theme_samplers(c[0], c[1], cfg.n_themes) for c in catalogs]
-    item_ids = [_item_ids(d, n_items[d]) for d in range(2)]
-    nouns = [[m["category"][2] for m in c[2]] for c in catalogs]
-
     taste = rng.dirichlet(np.full(cfg.n_themes, cfg.taste_concentration), size=n_users)
     u = rng.random(n_users)
     kind = np.where(u < cfg.overlap_fraction, 2,
                     np.where(u < cfg.overlap_fraction + (1 - cfg.overlap_fraction) * cfg.domain_a_share, 0, 1))
-    truth = GroundTruth([c[0] for c in catalogs], taste, kind)
+    return _World(n_items, catalogs, [_theme_samplers(c[0], c[1], cfg.n_themes) for c in catalogs],
+                  [_item_ids(d, n_items[d]) for d in range(2)],
+                  [[m["category"][2] for m in c[2]] for c in catalogs], taste, kind)
 
-    files = {}
-    streams = []
-    for d, category in enumerate(cfg.domains):
-        files[f"reviews_{d}"] = out_dir / f"{category}.json.gz"
-        streams.append(_gzip_writer(files[f"reviews_{d}"]))
-    reviewed = [np.zeros(n_items[d], dtype=bool) for d in range(2)]
-    budget = cfg.n_reviews
+
+def _events(cfg: SyntheticConfig, rng: np.random.Generator, world: _World, users: np.ndarray):
+    """One chunk's review events: owner, domain, theme, time, rating and template of each."""
+    lengths = 5 + rng.geometric(1.0 / (cfg.mean_length - 4.0), size=users.size) - 1
+    lengths = np.minimum(lengths, 200)
+    owner = np.repeat(users, lengths)  # (n_events,)
+    # Overlap users put each event in A or B at random; single-domain users stay home.
+    dom = np.where(world.kind[owner] == 2, rng.integers(0, 2, size=owner.size), world.kind[owner])
+    cum = np.cumsum(world.taste[owner], axis=1)
+    theme = (rng.random(owner.size)[:, None] > cum).sum(axis=1).clip(0, cfg.n_themes - 1)
+    gaps = rng.exponential(5 * 86_400, size=owner.size).astype(np.int64) + 3_600
+    first = cfg.start_unix + rng.integers(0, cfg.span_days * 86_400, size=users.size)
+    seq_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    csum = np.cumsum(gaps)
+    ts = np.repeat(first, lengths) + csum - csum[seq_start] + gaps[seq_start]
+    match = world.taste[owner, theme] > 0.3
+    rating = np.where(match, rng.choice([4.0, 5.0], size=owner.size, p=[0.3, 0.7]),
+                      rng.choice([1.0, 2.0, 3.0, 4.0, 5.0], size=owner.size))
+    templates = rng.integers(0, len(REVIEW_TEMPLATES), size=owner.size)
+    return owner, dom, theme, ts, rating, templates
+
+
+def _review_lines(world: _World, d: int, owner, items, times, rating, templates) -> list[str]:
+    """One domain's reviews of a chunk as JSON lines in the 2018 field names."""
+    lines = []
+    for uid, it, t, rt, r, tpl in zip(owner, items, times, _review_time(times), rating, templates,
+                                      strict=True):
+        noun = world.nouns[d][it].lower()
+        lines.append(json.dumps({
+            "overall": float(r), "verified": True, "reviewTime": rt,
+            "reviewerID": f"A{uid:012X}", "asin": world.item_ids[d][it],
+            "reviewText": REVIEW_TEMPLATES[tpl].format(noun=noun),
+            "summary": noun.title(), "unixReviewTime": int(t),
+        }))
+    return lines
+
+
+def _write_reviews(cfg: SyntheticConfig, rng: np.random.Generator, world: _World,
+                   paths: list[Path], reviewed: list[np.ndarray]) -> int:
+    """Stream reviews chunk by chunk until the budget is spent; returns how many were written."""
+    streams = [_gzip_writer(path) for path in paths]
     written = 0
     try:
-        for start in range(0, n_users, cfg.chunk_users):
-            stop = min(n_users, start + cfg.chunk_users)
-            users = np.arange(start, stop)
-            lengths = 5 + rng.geometric(1.0 / (cfg.mean_length - 4.0), size=users.size) - 1
-            lengths = np.minimum(lengths, 200)
-            owner = np.repeat(users, lengths)  # (n_events,)
-            # Overlap users put each event in A or B at random; single-domain users stay home.
-            dom = np.where(kind[owner] == 2, rng.integers(0, 2, size=owner.size), kind[owner])
-            cum = np.cumsum(taste[owner], axis=1)
-            theme = (rng.random(owner.size)[:, None] > cum).sum(axis=1).clip(0, cfg.n_themes - 1)
-            gaps = rng.exponential(5 * 86_400, size=owner.size).astype(np.int64) + 3_600
-            first = cfg.start_unix + rng.integers(0, cfg.span_days * 86_400, size=users.size)
-            seq_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-            csum = np.cumsum(gaps)
-            ts = np.repeat(first, lengths) + csum - csum[seq_start] + gaps[seq_start]
-            match = taste[owner, theme] > 0.3
-            rating = np.where(match, rng.choice([4.0, 5.0], size=owner.size, p=[0.3, 0.7]),
-                              rng.choice([1.0, 2.0, 3.0, 4.0, 5.0], size=owner.size))
-            templates = rng.integers(0, len(REVIEW_TEMPLATES), size=owner.size)
+        for start in range(0, world.taste.shape[0], cfg.chunk_users):
+            users = np.arange(start, min(world.taste.shape[0], start + cfg.chunk_users))
+            owner, dom, theme, ts, rating, templates = _events(cfg, rng, world, users)
             for d in range(2):
                 mask = dom == d
                 if not mask.any():
                     continue
-                items = _draw_items(rng, samplers[d], theme[mask])
+                items = _draw_items(rng, world.samplers[d], theme[mask])
                 reviewed[d][items] = True
-                times = ts[mask]
-                lines = []
-                for uid, it, t, rt, r, tpl in zip(owner[mask], items, times, _review_time(times),
-                                                  rating[mask], templates[mask], strict=True):
-                    noun = nouns[d][it].lower()
-                    lines.append(json.dumps({
-                        "overall": float(r), "verified": True, "reviewTime": rt,
-                        "reviewerID": f"A{uid:012X}", "asin": item_ids[d][it],
-                        "reviewText": REVIEW_TEMPLATES[tpl].format(noun=noun),
-                        "summary": noun.title(), "unixReviewTime": int(t),
-                    }))
+                lines = _review_lines(world, d, owner[mask], items, ts[mask], rating[mask],
+                                      templates[mask])
                 streams[d][1].write(("\n".join(lines) + "\n").encode())
             written += int(owner.size)
-            if written >= budget:
+            if written >= cfg.n_reviews:
                 break
     finally:
         for raw, gz in streams:
             gz.close()
             raw.close()
+    return written
 
+
+def _write_meta(cfg: SyntheticConfig, rng: np.random.Generator, world: _World, d: int,
+                path: Path, reviewed: np.ndarray) -> None:
+    """One domain's item metadata; ``missing_meta_fraction`` of the reviewed items left out."""
+    drop = rng.random(world.n_items[d]) < cfg.missing_meta_fraction
+    raw, gz = _gzip_writer(path)
+    try:
+        for i, record in enumerate(world.catalogs[d][2]):
+            if drop[i] and reviewed[i]:
+                continue
+            gz.write((json.dumps(record) + "\n").encode())
+    finally:
+        gz.close()
+        raw.close()
+
+
+def generate(cfg: SyntheticConfig, out_dir: Path) -> GroundTruth:
+    """Write the two categories' review and meta files into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    world = _world(cfg, rng)
+    truth = GroundTruth([c[0] for c in world.catalogs], world.taste, world.kind)
+    files = {f"reviews_{d}": out_dir / f"{category}.json.gz" for d, category in enumerate(cfg.domains)}
+    reviewed = [np.zeros(world.n_items[d], dtype=bool) for d in range(2)]
+    written = _write_reviews(cfg, rng, world, [files["reviews_0"], files["reviews_1"]], reviewed)
     for d, category in enumerate(cfg.domains):
-        path = out_dir / f"meta_{category}.json.gz"
-        files[f"meta_{d}"] = path
-        drop = rng.random(n_items[d]) < cfg.missing_meta_fraction
-        raw, gz = _gzip_writer(path)
-        try:
-            for i, record in enumerate(catalogs[d][2]):
-                if drop[i] and reviewed[d][i]:
-                    continue
-                gz.write((json.dumps(record) + "\n").encode())
-        finally:
-            gz.close()
-            raw.close()
+        files[f"meta_{d}"] = out_dir / f"meta_{category}.json.gz"
+        _write_meta(cfg, rng, world, d, files[f"meta_{d}"], reviewed[d])
     truth.files = files
     truth.n_reviews_written = written
     return truth

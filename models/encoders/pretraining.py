@@ -293,6 +293,41 @@ def split_indices(sequences: list[list[int]], cfg: EncoderTrainConfig,
             [i for k, i in enumerate(usable) if k in held])
 
 
+def _check_inputs(sequences: list[list[int]], n_items: int, cfg: EncoderTrainConfig,
+                  domain: str) -> bool:
+    """Refuse items outside the domain and too few items to sample negatives from.
+
+    Returns whether the loss is the sampled softmax.
+    """
+    too_big = [i for s in sequences for i in s if not 0 <= i < n_items]
+    if too_big:
+        raise TrainingDataError(f"domain {domain}: {len(too_big)} history items outside the "
+                                f"{n_items} items of the domain (e.g. {too_big[0]})")
+    sampled = cfg.uses_sampled_softmax(n_items)
+    if sampled:
+        try:
+            check_negatives(cfg.sampled_negatives, n_items, "encoder.sampled_negatives")
+        except ValueError as exc:
+            raise TrainingDataError(f"domain {domain}: {exc}") from exc
+    return sampled
+
+
+def _validator(model: DomainEncoder, valid: list[list[int]],
+               single: list[int]) -> Callable[[], dict[str, float]]:
+    """HR@10 and NDCG@10 of the held-out sequences' last items, and of ``single``'s alone."""
+    valid_hist, valid_target = [s[:-1] for s in valid], [s[-1] for s in valid]
+
+    def validate() -> dict[str, float]:
+        ranks = validation_ranks(model, valid_hist, valid_target)
+        out = {"hr@10": hit_rate(ranks, TOP_K), "ndcg@10": ndcg(ranks, TOP_K)}
+        if single and len(single) < len(valid):
+            out["hr@10/single"] = hit_rate(ranks[single], TOP_K)
+            out["ndcg@10/single"] = ndcg(ranks[single], TOP_K)
+        return out
+
+    return validate
+
+
 def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text: torch.Tensor,
                          cfg: EncoderTrainConfig, domain: str,
                          on_epoch: Callable[[EpochStats], None] | None = None,
@@ -308,16 +343,7 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
         DomainSequences(list(sequences), len(sequences), 0)
     seqs = origin.sequences
     n_items = item_text.shape[0]
-    too_big = [i for s in seqs for i in s if not 0 <= i < n_items]
-    if too_big:
-        raise TrainingDataError(f"domain {domain}: {len(too_big)} history items outside the "
-                                f"{n_items} items of the domain (e.g. {too_big[0]})")
-    sampled = cfg.uses_sampled_softmax(n_items)
-    if sampled:
-        try:
-            check_negatives(cfg.sampled_negatives, n_items, "encoder.sampled_negatives")
-        except ValueError as exc:
-            raise TrainingDataError(f"domain {domain}: {exc}") from exc
+    sampled = _check_inputs(seqs, n_items, cfg, domain)
     train_idx, valid_idx = split_indices(seqs, cfg, domain)
     train, valid = [seqs[i] for i in train_idx], [seqs[i] for i in valid_idx]
     # the held-out single-domain users alone: the kind of users earlier versions validated on
@@ -334,19 +360,10 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
     if sampled:
         freq = target_frequencies([i for s in train for i in s[-(cfg.max_len + 1):][1:]], n_items)
         loss_of = SampledNextItemLoss(freq, cfg.sampled_negatives, cfg.seed)
-    valid_hist, valid_target = [s[:-1] for s in valid], [s[-1] for s in valid]
     result = TrainResult(state_dict={}, config=model.to_checkpoint()[1], n_train=len(train),
                          n_valid=len(valid), n_positions=int(batches.lengths.sum()),
                          n_single=origin.n_single, n_overlap=origin.n_overlap,
                          loss="sampled" if sampled else "full")
-
-    def validate() -> dict[str, float]:
-        ranks = validation_ranks(model, valid_hist, valid_target)
-        out = {"hr@10": hit_rate(ranks, TOP_K), "ndcg@10": ndcg(ranks, TOP_K)}
-        if single and len(single) < len(valid):
-            out["hr@10/single"] = hit_rate(ranks[single], TOP_K)
-            out["ndcg@10/single"] = ndcg(ranks[single], TOP_K)
-        return out
 
     def report(row: dict[str, float]) -> None:
         stats = EpochStats(row["epoch"], row.get("loss", float("nan")), row["hr@10"],
@@ -358,7 +375,7 @@ def train_domain_encoder(sequences: list[list[int]] | DomainSequences, item_text
 
     loop = train_loop(
         model, optimizer, lambda e: batches.epoch(e, cfg.batch_size, cfg.seed, device),
-        lambda b: loss_of(model, *b), validate,
+        lambda b: loss_of(model, *b), _validator(model, valid, single),
         dataclasses.replace(cfg.loop(), progress_every_s=progress_every_s),
         seed=cfg.seed, steps_per_epoch=batches.steps(cfg.batch_size),
         name=f"sequence encoder {domain}", on_eval=report, on_progress=on_progress,

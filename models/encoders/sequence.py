@@ -18,6 +18,7 @@ module: a checkpoint alone rebuilds the encoder, with no embedding table needed.
 How later stages use it (this is the stable API)::
 
     enc = DomainEncoder.from_checkpoint(ckpt.state_dict, ckpt.config).eval()
+    # or both domains at once: encoders_from_checkpoints({"A": ckpt_a, "B": ckpt_b})
     items, mask = pad_sequences(histories, enc.cfg.max_len)  # (B, L) int64, (B, L) bool
     h_id = enc.encode_ids(items, mask)          # (B, d) collaborative signal, eq. 1
     h_text = enc.encode_text(text_emb, mask)    # (B, d) semantic signal; text_emb (B, L, E)
@@ -36,7 +37,9 @@ are counted from the first real item, and attention never reads padding, so the
 padding side and amount do not change any real position's output.
 """
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -253,6 +256,23 @@ class DomainEncoder(nn.Module):
                              f"min {int(real.min())}, max {int(real.max())}")
 
 
+class CheckpointParts(Protocol):
+    """A saved model's parts, as ``pipeline.storage.Checkpoint`` holds them (models/ never imports it)."""
+
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any]
+
+
+def encoders_from_checkpoints(checkpoints: Mapping[str, CheckpointParts]) -> dict[str, DomainEncoder]:
+    """Each domain's encoder rebuilt from its checkpoint, in eval mode: later stages use them frozen.
+
+    A fresh module per call, so a model that fine-tunes (and so overwrites) its encoders
+    never shares them with another.
+    """
+    return {d: DomainEncoder.from_checkpoint(c.state_dict, c.config).eval()
+            for d, c in checkpoints.items()}
+
+
 def last_real(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """State at each row's last real position, left or right padded: (B, L, d) -> (B, d)."""
     if not bool(mask.any(dim=1).all()):
@@ -289,5 +309,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["ARCH", "DomainEncoder", "EncoderConfig", "attention_mask", "count_parameters",
-           "last_real", "pad_sequences"]
+__all__ = ["ARCH", "CheckpointParts", "DomainEncoder", "EncoderConfig", "attention_mask",
+           "count_parameters", "encoders_from_checkpoints", "last_real", "pad_sequences"]

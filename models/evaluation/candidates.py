@@ -75,11 +75,15 @@ def _user_rng(seed: int, split: str, user: str) -> np.random.Generator:
     return np.random.default_rng([seed, _SPLIT_CODE.get(split, 0), zlib.crc32(user.encode())])
 
 
-def _negatives(rng: np.random.Generator, universe: int, truth: int, n: int) -> np.ndarray:
-    """Distinct ids of range(universe) without ``truth``: n of them, or all when fewer exist."""
+def sample_negatives(rng: np.random.Generator, universe: int, truth: int, n: int) -> np.ndarray:
+    """Distinct ids of range(universe) without ``truth``: n in draw order, or all when fewer exist.
+
+    One ``rng.choice`` call (none when every id is taken), shared by the stored candidate
+    lists and LGCD's validation (models/lgcd/training.py), so both draw alike.
+    """
     if universe - 1 <= n:
         return np.delete(np.arange(universe), truth)
-    picked = np.sort(rng.choice(universe - 1, size=n, replace=False))
+    picked = rng.choice(universe - 1, size=n, replace=False)
     return picked + (picked >= truth)  # skip the ground truth
 
 
@@ -105,10 +109,11 @@ def sample_candidates(held_out: pl.DataFrame, n_items: Mapping[str, int], n_nega
         rng = _user_rng(seed, split, str(user))
         if pool == "full":
             neg = np.zeros(0, dtype=np.int64)
-        elif pool == "target":
-            neg = offset[tgt] + _negatives(rng, n_items[tgt], truth, n_negatives)
+        elif pool == "target":  # lists in id order
+            neg = offset[tgt] + np.sort(sample_negatives(rng, n_items[tgt], truth, n_negatives))
         else:
-            neg = _negatives(rng, n_items["A"] + n_items["B"], offset[tgt] + truth, n_negatives)
+            neg = np.sort(sample_negatives(rng, n_items["A"] + n_items["B"], offset[tgt] + truth,
+                                           n_negatives))
         ids = np.concatenate([[offset[tgt] + truth], neg])  # (1 + n,) in the joint id space
         items.append(np.where(ids >= n_items["A"], ids - n_items["A"], ids))
         in_b.append(ids >= n_items["A"])

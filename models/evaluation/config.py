@@ -1,7 +1,7 @@
 """Typed configuration of evaluation, baselines, the hyper-parameter sweep and the report.
 
 Read from the ``evaluation:`` section of a dataset YAML (pipeline/config.py) by
-``EvaluationConfig.from_dict``; every field has a default, so a YAML without the
+``EvaluationConfig.from_mapping``; every field has a default, so a YAML without the
 section evaluates over three seeds under two candidate protocols, the paper's
 (1 + 999 candidates from all domains, the primary one) and LLMCDSR's (1 + 999 from
 the target domain), every trained model ranked under both. The Figure 3 sweep is off
@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.config import NestedFieldError, from_mapping
 from models.evaluation.candidates import POOLS
 from models.train import LoopConfig
 
@@ -183,31 +184,18 @@ class EvaluationConfig:
                                  f"must be an integer >= {low}")
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> "EvaluationConfig":
-        """Build from the YAML mapping; unknown keys raise with the allowed ones named."""
+    def from_mapping(cls, raw: Any) -> "EvaluationConfig":
+        """Build from the YAML mapping; ``sweep`` absent or null means no sweep, ``{}`` the paper's grid."""
         raw = dict(raw or {})
-        nested = {"sequential": SequentialConfig, "emcdr": EMCDRConfig, "bag": BagConfig,
-                  "sweep": SweepConfig}
-        for name, kind in [(None, cls), *nested.items()]:
-            section = raw if name is None else (raw.get(name) or {})
-            allowed = {f.name for f in dataclasses.fields(kind)}
-            unknown = set(section) - allowed
-            if unknown:
-                where = "evaluation" if name is None else f"evaluation.{name}"
-                raise ValueError(f"{where}: unknown fields {sorted(unknown)}; "
-                                 f"allowed {sorted(allowed)}")
-        for name, kind in nested.items():
-            if name == "sweep" and raw.get(name) is None:
-                continue  # absent or null: no sweep
-            section = {k: tuple(v) if isinstance(v, list) else v
-                       for k, v in (raw.get(name) or {}).items()}
-            raw[name] = kind(**section)
-        for name in ("seeds", "baselines", "variant_seeds"):
-            if raw.get(name) is not None:
-                raw[name] = tuple(raw[name])
-        if isinstance(raw.get("protocols"), list):
-            raw["protocols"] = tuple(raw["protocols"])
-        return cls(**raw)
+        sweep = raw.pop("sweep", None)
+        cfg = from_mapping(cls, raw, nested={"sequential": SequentialConfig, "emcdr": EMCDRConfig,
+                                             "bag": BagConfig})
+        if sweep is None:
+            return cfg
+        try:
+            return dataclasses.replace(cfg, sweep=from_mapping(SweepConfig, sweep))
+        except (TypeError, ValueError) as exc:
+            raise NestedFieldError(f"sweep: {exc}") from exc
 
     @property
     def primary(self) -> str:

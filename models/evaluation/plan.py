@@ -15,7 +15,7 @@ Model names in result tables: variant ``full`` is ``lgcd``, any other ``lgcd_<na
 from dataclasses import dataclass
 
 from models.evaluation.config import SweepConfig
-from models.lgcd.stage import LGCDStageConfig, VariantSpec
+from models.lgcd.variants import LGCDStageConfig, VariantSpec
 
 
 def model_name(variant: str) -> str:
@@ -106,14 +106,3 @@ def sweep_points(stage: LGCDStageConfig, sweep: SweepConfig | None) -> list[Swee
             name, full.preset, {**full.overrides, **change, **epochs}, full.overlap_ratio)
         out.append(SweepPoint(param, value, spec))
     return out
-
-
-def check_sweep(sweep: SweepConfig | None, grounding_n_k: int) -> None:
-    """A sweep nK above what grounding retrieves would silently train on fewer pseudo items."""
-    if sweep is None:
-        return
-    too_big = [v for v in sweep.n_k if v > grounding_n_k]
-    if too_big:
-        raise ValueError(f"evaluation.sweep.n_k has {too_big} but grounding.n_k={grounding_n_k} "
-                         "pseudo items are retrieved; raise grounding.n_k (and set lgcd.n_k to "
-                         "keep the model's own nK) or drop those values")

@@ -29,10 +29,14 @@ OverlapTargets = Literal["last", "every"]
 EarlyStopping = Literal["joint", "per_direction"]
 
 
+def _fail(msg: str) -> ValueError:
+    return ValueError(f"LGCDConfig: {msg}")
+
+
 @dataclass(frozen=True)
 class LGCDConfig:
     # --- sizes (section 4.1.3)
-    d: int = 64  # hidden size; must equal the domain encoders' output size
+    d: int = 64  # hidden size: the domain encoders' output size (set by encoder.d)
     n_heads: int = 4  # heads of the denoiser's cross-attention
     ffn_mult: int = 4  # denoiser feed-forward width = ffn_mult * d
     dropout: float = 0.0  # dropout inside the denoiser (the paper states none)
@@ -85,7 +89,9 @@ class LGCDConfig:
     finetune_encoders: bool = False  # False: pre-trained encoders frozen (in eval mode)
 
     # --- data and optimisation (section 4.1.3)
-    n_k: int = 10  # pseudo items per user; used by the pseudo stage, recorded here
+    # nK: pseudo items per pseudo-overlap user that training keeps (the best-ranked of those
+    # the grounding stage retrieves; it retrieves the largest nK of any model once)
+    n_k: int = 10
     batch_size: int = 128  # pseudo / single-domain users per step
     overlap_batch_size: int = 64  # real overlapping users per step (cyclic iterator)
     lr: float = 1e-3
@@ -97,74 +103,86 @@ class LGCDConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        def fail(msg: str) -> ValueError:
-            return ValueError(f"LGCDConfig: {msg}")
+        self._per_target_domain()
+        self._check_sizes_and_schedule()
+        self._check_model_choices()
+        self._check_losses()
+        self._check_training()
 
+    def _per_target_domain(self) -> None:
+        """One value for both target domains becomes a mapping {"A": v, "B": v}."""
         for name, kind in (("item_residual", bool), ("overlap_targets", str)):
             value = getattr(self, name)
             if isinstance(value, kind):  # one value for both target domains
                 object.__setattr__(self, name, {"A": value, "B": value})
             elif not isinstance(value, dict) or set(value) != {"A", "B"}:
-                raise fail(f"{name}={value!r}; give one value or a mapping of the target "
-                           "domains 'A' and 'B'")
+                raise _fail(f"{name}={value!r}; give one value or a mapping of the target "
+                            "domains 'A' and 'B'")
         if not all(isinstance(v, bool) for v in self.item_residual.values()):
-            raise fail(f"item_residual={self.item_residual!r}; values must be true or false")
+            raise _fail(f"item_residual={self.item_residual!r}; values must be true or false")
 
+    def _check_sizes_and_schedule(self) -> None:
         if self.d <= 0 or self.n_heads <= 0 or self.d % self.n_heads:
-            raise fail(f"d={self.d} must be a positive multiple of n_heads={self.n_heads}")
+            raise _fail(f"d={self.d} must be a positive multiple of n_heads={self.n_heads}")
         if self.ffn_mult < 1 or self.max_len < 1:
-            raise fail(f"ffn_mult={self.ffn_mult} and max_len={self.max_len} must be >= 1")
+            raise _fail(f"ffn_mult={self.ffn_mult} and max_len={self.max_len} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
-            raise fail(f"dropout={self.dropout}; allowed [0, 1)")
+            raise _fail(f"dropout={self.dropout}; allowed [0, 1)")
         if self.T < 1:
-            raise fail(f"T={self.T}; must be >= 1")
+            raise _fail(f"T={self.T}; must be >= 1")
         if not 0.0 < self.beta_min < self.beta_max < 1.0:
-            raise fail(f"need 0 < beta_min ({self.beta_min}) < beta_max ({self.beta_max}) < 1")
+            raise _fail(f"need 0 < beta_min ({self.beta_min}) < beta_max ({self.beta_max}) < 1")
         if set(self.lam) != {"A", "B"}:
-            raise fail(f"lam must map the target domains 'A' and 'B', got {sorted(self.lam)}")
+            raise _fail(f"lam must map the target domains 'A' and 'B', got {sorted(self.lam)}")
         for dom, value in self.lam.items():
             if not 0.0 < value <= 1.0:
-                raise fail(f"lam[{dom!r}]={value}; allowed (0, 1]")
+                raise _fail(f"lam[{dom!r}]={value}; allowed (0, 1]")
+
+    def _check_model_choices(self) -> None:
         choices = {"target": ("x0", "noise"), "conditioning": CONDITIONINGS,
                    "cond_tokens": ("cond", "cond+modalities"), "fusion": ("moe", "linear"),
                    "sq_reduce": ("sum", "mean")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
+                raise _fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
         if self.conditioning == "cfg" and not 0.0 < self.cfg_drop < 1.0:
-            raise fail(f"cfg_drop={self.cfg_drop}; classifier-free guidance needs (0, 1)")
+            raise _fail(f"cfg_drop={self.cfg_drop}; classifier-free guidance needs (0, 1)")
         if self.cfg_weight < 0:
-            raise fail(f"cfg_weight={self.cfg_weight}; must be >= 0")
+            raise _fail(f"cfg_weight={self.cfg_weight}; must be >= 0")
         if self.n_experts < 1:
-            raise fail(f"n_experts={self.n_experts}; must be >= 1")
+            raise _fail(f"n_experts={self.n_experts}; must be >= 1")
         if self.use_diffusion and not (self.diffuse_overlap or self.diffuse_pseudo):
-            raise fail("diffuse_overlap and diffuse_pseudo are both off; "
-                       "use use_diffusion=False (the w/o Diffusion ablation) instead")
+            raise _fail("diffuse_overlap and diffuse_pseudo are both off; "
+                        "use use_diffusion=False (the w/o Diffusion ablation) instead")
+
+    def _check_losses(self) -> None:
         for name in ("w_diff", "w_guess", "w_align", "w_rec", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
-                raise fail(f"{name}={getattr(self, name)}; must be >= 0")
+                raise _fail(f"{name}={getattr(self, name)}; must be >= 0")
         if not any(self.loss_weights()[n] > 0 for n in self.active_losses()):
-            raise fail(f"every active loss term ({', '.join(self.active_losses())}) has weight 0 "
-                       f"(w_{', w_'.join(self.active_losses())}); nothing would train")
+            raise _fail(f"every active loss term ({', '.join(self.active_losses())}) has weight 0 "
+                        f"(w_{', w_'.join(self.active_losses())}); nothing would train")
         if self.pseudo_weight is not None and not 0.0 <= self.pseudo_weight <= 1.0:
-            raise fail(f"pseudo_weight={self.pseudo_weight}; allowed [0, 1] or null (row share)")
+            raise _fail(f"pseudo_weight={self.pseudo_weight}; allowed [0, 1] or null (row share)")
+
+    def _check_training(self) -> None:
         choices = {"epoch_unit": ("overlap", "pseudo"), "train_start": ("guesser", "x0_hat"),
                    "early_stopping": ("joint", "per_direction")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
+                raise _fail(f"{name}={getattr(self, name)!r}; allowed {list(allowed)}")
         for dom, value in self.overlap_targets.items():
             if value not in ("last", "every"):
-                raise fail(f"overlap_targets[{dom!r}]={value!r}; allowed ['last', 'every']")
+                raise _fail(f"overlap_targets[{dom!r}]={value!r}; allowed ['last', 'every']")
         if self.early_stopping == "per_direction" and self.finetune_encoders:
-            raise fail("early_stopping='per_direction' needs frozen encoders: with "
-                       "finetune_encoders=true both directions train them, so one direction's "
-                       "best epoch is not the other's")
+            raise _fail("early_stopping='per_direction' needs frozen encoders: with "
+                        "finetune_encoders=true both directions train them, so one direction's "
+                        "best epoch is not the other's")
         for name in ("n_k", "batch_size", "overlap_batch_size", "epochs", "patience"):
             if getattr(self, name) < 1:
-                raise fail(f"{name}={getattr(self, name)}; must be >= 1")
+                raise _fail(f"{name}={getattr(self, name)}; must be >= 1")
         if self.lr <= 0:
-            raise fail(f"lr={self.lr}; must be > 0")
+            raise _fail(f"lr={self.lr}; must be > 0")
 
     def loss_weights(self) -> dict[str, float]:
         return {"diff": self.w_diff, "guess": self.w_guess, "align": self.w_align,

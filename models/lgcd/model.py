@@ -82,7 +82,7 @@ LOSS_NAMES = ("diff", "guess", "align", "rec")
 
 
 @runtime_checkable
-class DomainEncoder(Protocol):
+class SequenceEncoder(Protocol):
     """What LGCD needs from a pre-trained per-domain encoder (models/encoders/sequence.py).
 
     Masks are True at real positions; every row has at least one real position.
@@ -165,7 +165,7 @@ class TransferPath(nn.Module):
 class LGCD(nn.Module):
     """The whole model; ``forward(batch) -> (outputs per direction, loss dict)``.
 
-    encoders: {"A": DomainEncoder, "B": DomainEncoder} (nn.Modules, d = cfg.d).
+    encoders: {"A": SequenceEncoder, "B": SequenceEncoder} (nn.Modules, d = cfg.d).
     text_tables: optional {"A": (N_A, E), "B": (N_B, E)} item text embeddings in item-index
     order that feed ``encode_text``; by default each encoder's ``item_text`` buffer
     (models/encoders/sequence.py). Given tables are non-persistent buffers.
@@ -182,8 +182,8 @@ class LGCD(nn.Module):
         self._own_text = text_tables is not None
         for dom in ("A", "B"):
             enc = self.encoders[dom]
-            if not isinstance(enc, DomainEncoder):
-                raise TypeError(f"encoder {dom} lacks the DomainEncoder methods")
+            if not isinstance(enc, SequenceEncoder):
+                raise TypeError(f"encoder {dom} lacks the SequenceEncoder methods")
             if text_tables is not None:
                 self.register_buffer(f"text_{dom}", text_tables[dom].float(), persistent=False)
             elif not isinstance(getattr(enc, "item_text", None), Tensor):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.evaluation.candidates import sample_negatives
 from models.lgcd.config import LGCDConfig
 from models.lgcd.data import DIRECTIONS, SequenceRow, TrainBatches, collate
 from models.lgcd.model import LGCD
@@ -55,9 +56,7 @@ class CandidateEvaluator:
             if not 0 <= r.target_item < n:
                 raise ValueError(f"user {r.user}: target item {r.target_item} outside the "
                                  f"{n} items of domain {r.target_domain}")
-            negatives = (np.arange(n - 1) if n - 1 <= n_negatives
-                         else rng.choice(n - 1, size=n_negatives, replace=False))
-            negatives = negatives + (negatives >= r.target_item)  # skip the target
+            negatives = sample_negatives(rng, n, r.target_item, n_negatives)
             self.candidates.append(np.concatenate([[r.target_item], negatives]).astype(np.int64))
 
     @torch.no_grad()

@@ -56,28 +56,29 @@ def item_text_pool(encoder: DomainEncoder) -> np.ndarray:
         return encoder.text_proj(encoder.item_text).numpy()
 
 
-def retrieve(queries: np.ndarray, pool: np.ndarray,
-             cfg: GroundingConfig) -> tuple[np.ndarray, np.ndarray, float | None]:
+def retrieve(queries: np.ndarray, pool: np.ndarray, cfg: GroundingConfig,
+             n_k: int) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Top-nK (scores, ids) per query with the configured FAISS index, plus recall vs exact."""
     index = build_index(pool, cfg.index)
-    scores, ids = search(index, queries, cfg.n_k)
+    scores, ids = search(index, queries, n_k)
     recall = None
     if cfg.index.kind != "flat":
-        recall = recall_at_k(ids, brute_force_topk(pool, queries, cfg.n_k)[1])
+        recall = recall_at_k(ids, brute_force_topk(pool, queries, n_k)[1])
     return scores, ids, recall
 
 
-def per_title_ids(title_emb: list[np.ndarray], item_emb: np.ndarray, cfg: GroundingConfig) -> list[list[int]]:
+def per_title_ids(title_emb: list[np.ndarray], item_emb: np.ndarray, cfg: GroundingConfig,
+                  n_k: int) -> list[list[int]]:
     """Round robin over each title's nearest items until nK distinct items are chosen."""
     index = build_index(item_emb, cfg.index)
     chosen = []
     for emb in title_emb:
-        _, ids = search(index, emb, cfg.n_k)  # (T, k)
+        _, ids = search(index, emb, n_k)  # (T, k)
         picked: list[int] = []
         for rank in range(ids.shape[1]):
             for t in range(ids.shape[0]):
                 item = int(ids[t, rank])
-                if item >= 0 and item not in picked and len(picked) < cfg.n_k:
+                if item >= 0 and item not in picked and len(picked) < n_k:
                     picked.append(item)
         chosen.append(picked)
     return chosen
@@ -103,8 +104,9 @@ def retrieval_requests(sequences: pl.DataFrame, users: pl.DataFrame | None = Non
 
 def ground(generations: pl.DataFrame, sequences: pl.DataFrame, title_vectors: dict[str, np.ndarray],
            source_item_emb: dict[str, np.ndarray], target_item_emb: dict[str, np.ndarray],
-           encoders: dict[str, DomainEncoder], cfg: GroundingConfig) -> tuple[pl.DataFrame, GroundingStats]:
-    """Pseudo-overlap sequences for every generation row.
+           encoders: dict[str, DomainEncoder], cfg: GroundingConfig,
+           n_k: int) -> tuple[pl.DataFrame, GroundingStats]:
+    """Pseudo-overlap sequences for every generation row, each with ``n_k`` pseudo items.
 
     ``title_vectors[id]`` holds the (T, E) embeddings of that row's guessed titles;
     ``source_item_emb[d]`` / ``target_item_emb[d]`` are domain d's (N, E) item
@@ -132,13 +134,13 @@ def ground(generations: pl.DataFrame, sequences: pl.DataFrame, title_vectors: di
             per_user.append(vecs.astype(np.float32))
         if cfg.mode == "sequence":
             queries = _text_queries(encoders[target], per_user)
-            scores, ids, recall = retrieve(queries, item_text_pool(encoders[target]), cfg)
+            scores, ids, recall = retrieve(queries, item_text_pool(encoders[target]), cfg, n_k)
             picked = [[int(i) for i in row if i >= 0] for row in ids]
             top1 = scores[:, 0]
             if recall is not None:
                 recalls.append(recall)
         else:
-            picked = per_title_ids(per_user, target_item_emb[target], cfg)
+            picked = per_title_ids(per_user, target_item_emb[target], cfg, n_k)
             top1 = np.array([])  # per-title scores are not comparable to eq. 6 cosines
         for user, items, fb in zip(part["user"], picked, fallback, strict=True):
             src = history[user]

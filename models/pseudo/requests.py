@@ -75,16 +75,18 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class GroundingConfig:
-    """Retrieval of real target items for the guesses (eqs. 5-6) and their insertion."""
+    """Retrieval of real target items for the guesses (eqs. 5-6) and their insertion.
 
-    n_k: int = 10  # nK: pseudo items per user
+    How many items are retrieved per user is not a setting here: it is the largest nK
+    that any LGCD model trains on (``DatasetConfig.pseudo_items_retrieved``), so that
+    each model keeps its own nK best-ranked items of one grounding run.
+    """
+
     mode: str = "sequence"  # "sequence": eq. 5 text encoder over all guesses; "per_title": nearest per title
     index: IndexConfig = field(default_factory=IndexConfig)
     seed: int = 0  # insertion positions
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_k <= 200:
-            raise ValueError(f"n_k={self.n_k} is out of range: allowed [1, 200]")
         if self.mode not in ("sequence", "per_title"):
             raise ValueError(f"mode={self.mode!r}; allowed ['sequence', 'per_title']")
 

@@ -1,10 +1,13 @@
-"""PNG figures of the report: metric bars per model, and Figure 3's sensitivity curves.
+"""PNG figures: training curves, the report's metric bars per model and Figure 3's sensitivity.
 
-Rendered headless (Agg) at a small size and DPI so that each stays well under
-100 KB as a base64 data URI in Dagster metadata.
+Rendered headless (Agg), so they work in any run worker, at a small size and DPI so that
+each stays well under 100 KB as a base64 data URI in Dagster metadata
+(:func:`png_markdown`), which the UI shows inline.
 """
 
+import base64
 import io
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -18,7 +21,8 @@ PARAM_LABELS = {"n_k": "$n_K$ (pseudo items)", "T": "$T$ (diffusion steps)",
                 "lam": r"$\lambda$ (start-step ratio)"}
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """Lay out, render and close ``fig``: its PNG bytes (closed even when rendering fails)."""
     buffer = io.BytesIO()
     try:
         fig.tight_layout()
@@ -26,6 +30,53 @@ def _png(fig) -> bytes:
     finally:
         plt.close(fig)
     return buffer.getvalue()
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """Markdown of an inline image: ``png`` as a base64 data URI, ``alt`` its text."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def training_curves_png(epochs: Sequence[float], loss: Sequence[float],
+                        metrics: Mapping[str, Sequence[float]], title: str,
+                        best_epoch: float | None = None) -> bytes:
+    """Loss (left) and validation metrics (right) per epoch as PNG bytes."""
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(6.4, 2.6), dpi=80)
+    try:
+        ax_loss.plot(epochs, loss, marker="o", markersize=3, color="tab:red")
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel("training loss")
+        for name, values in metrics.items():
+            ax_metric.plot(epochs, values, marker="o", markersize=3, label=name)
+        ax_metric.set_xlabel("epoch")
+        ax_metric.set_ylabel("validation")
+        ax_metric.legend(fontsize=7)
+        if best_epoch is not None:
+            for ax in (ax_loss, ax_metric):
+                ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1)
+        for ax in (ax_loss, ax_metric):
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+        fig.suptitle(title, fontsize=9)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return png_bytes(fig)
+
+
+def history_png(history: Sequence[Mapping[str, float]], title: str, best_epoch: float,
+                curves: Mapping[str, str] | None = None) -> bytes:
+    """:func:`training_curves_png` of a training loop's history rows (models/train.py).
+
+    ``curves`` maps a curve's label to its key in the rows (default HR@10 and NDCG@10); a key
+    no row holds draws no curve, and the loss is ``loss`` (else ``loss_total``).
+    """
+    curves = {"HR@10": "hr@10", "NDCG@10": "ndcg@10"} if curves is None else curves
+    xs = [h["epoch"] for h in history]
+    loss = [h.get("loss", h.get("loss_total", float("nan"))) for h in history]
+    lines = {name: [h.get(key, float("nan")) for h in history]
+             for name, key in curves.items() if any(key in h for h in history)}
+    return training_curves_png(xs, loss, lines, title, best_epoch)
 
 
 def metric_bars_png(summary: pl.DataFrame, models: list[str], domain_names: dict[str, str],
@@ -49,7 +100,7 @@ def metric_bars_png(summary: pl.DataFrame, models: list[str], domain_names: dict
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(axis="y", labelsize=7)
     axes[0].legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def sensitivity_png(points: pl.DataFrame, domain_names: dict[str, str],
@@ -73,4 +124,4 @@ def sensitivity_png(points: pl.DataFrame, domain_names: dict[str, str],
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)

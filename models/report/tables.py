@@ -1,30 +1,24 @@
-"""The report's tables: mean ± std over seeds, the paper's Table 1 and 3 layouts, the paper comparison.
+"""The report's tables: mean ± std over seeds in the paper's Table 1 and 3 layouts.
 
 Everything here is a pure function of the per-user rank table (models/evaluation/ranking.py
 ``RANK_SCHEMA``) so the report asset stays a thin wrapper and tests can check the
 Markdown directly. Ranks carry one row per candidate protocol (models/evaluation/candidates.py):
 every table is drawn for one protocol (``protocol=None``: the primary one, the first
-in the table), so numbers of different candidate lists never share a cell.
+in the table), so numbers of different candidate lists never share a cell. Beside them:
+significance.py (paired tests), sweep.py (Figure 3), comparison.py (the paper's numbers).
 """
 
 from collections.abc import Sequence
 
-import numpy as np
 import polars as pl
 
 from models.evaluation.candidates import describe_pool
 from models.evaluation.plan import model_name
 from models.evaluation.ranking import metric_rows
-from models.evaluation.stats import PairedTest, mean_std, paired_permutation_test
+from models.evaluation.stats import mean_std
 from models.lgcd.config import ABLATIONS
-from models.metrics import KS, ndcg_per_user, ranking_metrics
-from models.report.paper import (
-    PAPER_NAMES,
-    TABLE1_COLUMNS,
-    TABLE1_FOOD_KITCHEN,
-    TABLE3_COLUMNS,
-    TABLE3_FOOD_KITCHEN,
-)
+from models.metrics import KS
+from models.report.paper import TABLE1_FOOD_KITCHEN
 
 METRICS = tuple(f"{m}@{k}" for k in KS for m in ("hr", "ndcg"))
 TABLE1_METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
@@ -89,7 +83,7 @@ def _cell(summary: dict, model: str, domain: str, metric: str) -> float | None:
     return None if row is None else row[f"{metric}_mean"]
 
 
-def _rows(summary: pl.DataFrame, split: str, protocol: str | None) -> dict[tuple[str, str], dict]:
+def summary_rows(summary: pl.DataFrame, split: str, protocol: str | None) -> dict[tuple[str, str], dict]:
     """(model, target_domain) -> summary row of one split and protocol (None: the primary)."""
     protocol = pick_protocol(summary, protocol)
     part = summary.filter((pl.col("split") == split) & (pl.col("protocol") == protocol))
@@ -105,7 +99,7 @@ def _markdown_table(summary: pl.DataFrame, models: Sequence[str], columns: Seque
     ``notes``: extra rows beneath a model's row; ``labels``: a row's name where it is not the
     model's.
     """
-    rows = _rows(summary, split, protocol)
+    rows = summary_rows(summary, split, protocol)
     head = "| model | " + " | ".join(f"{domain_names[d]} {label(m)}" for d, m in columns) + " |"
     lines = [head, "|---|" + "---:|" * len(columns)]
     ranking = {}
@@ -150,7 +144,7 @@ def floor_warnings(summary: pl.DataFrame, models: Sequence[str], domain_names: d
     rather than leaving the reader to notice. A floor without rows in the summary warns
     nothing.
     """
-    rows = _rows(summary, split, protocol)
+    rows = summary_rows(summary, split, protocol)
     out: dict[str, list[str]] = {}
     for model in models:
         for floor in floors_of(model):
@@ -249,47 +243,6 @@ def pseudo_sources_markdown(summary: pl.DataFrame, models: Sequence[str],
     return "\n".join(lines)
 
 
-def paper_comparison(summary: pl.DataFrame, split: str = "test",
-                     protocol: str = "all") -> pl.DataFrame:
-    """Ours (mean over seeds) beside the paper's Food-Kitchen numbers, for models in both.
-
-    Only the paper's own protocol ("all") is comparable; without it the frame is empty.
-    """
-    rows = _rows(summary, split, protocol)
-    out = []
-    for model, paper_name in PAPER_NAMES.items():
-        for table, published, columns in (("Table 1", TABLE1_FOOD_KITCHEN, TABLE1_COLUMNS),
-                                          ("Table 3", TABLE3_FOOD_KITCHEN, TABLE3_COLUMNS)):
-            if paper_name not in published:
-                continue
-            for (domain, metric), paper in zip(columns, published[paper_name], strict=True):
-                ours = rows.get((model, domain))
-                if ours is None:
-                    continue
-                mean = ours[f"{metric}_mean"]
-                out.append({"table": table, "model": model, "paper_row": paper_name,
-                            "target_domain": domain, "metric": metric, "ours": mean,
-                            "ours_std": ours[f"{metric}_std"], "paper": paper,
-                            "diff": mean - paper})
-    schema = {"table": pl.String, "model": pl.String, "paper_row": pl.String,
-              "target_domain": pl.String, "metric": pl.String, "ours": pl.Float64,
-              "ours_std": pl.Float64, "paper": pl.Float64, "diff": pl.Float64}
-    return pl.DataFrame(out, schema=schema)
-
-
-def paper_comparison_markdown(comparison: pl.DataFrame, domain_names: dict[str, str]) -> str:
-    if comparison.is_empty():
-        return "_no model of ours has a row in the paper's tables_"
-    lines = ["| table | model (paper row) | domain | metric | ours | paper | ours − paper |",
-             "|---|---|---|---|---:|---:|---:|"]
-    for r in comparison.iter_rows(named=True):
-        lines.append(f"| {r['table']} | {r['model']} ({r['paper_row']}) | "
-                     f"{domain_names[r['target_domain']]} | {label(r['metric'])} | "
-                     f"{r['ours']:.4f} ± {r['ours_std']:.4f} | {r['paper']:.4f} | "
-                     f"{r['diff']:+.4f} |")
-    return "\n".join(lines)
-
-
 def best_baseline(summary: pl.DataFrame, baselines: Sequence[str], metric: str = "ndcg@10",
                   split: str = "test", protocol: str | None = None) -> str | None:
     """Baseline with the highest mean ``metric`` over both target domains pooled."""
@@ -300,148 +253,3 @@ def best_baseline(summary: pl.DataFrame, baselines: Sequence[str], metric: str =
     if part.is_empty():
         return None
     return part.sort([f"{metric}_mean", "model"], descending=[True, False])["model"][0]
-
-
-def paired_user_ndcg(ranks: pl.DataFrame, model_a: str, model_b: str, domain: str, k: int = 10,
-                     split: str = "test", protocol: str | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-user NDCG@k of one protocol averaged over the seeds both models share, paired by user."""
-    protocol = pick_protocol(ranks, protocol)
-    part = ranks.filter((pl.col("split") == split) & (pl.col("protocol") == protocol))
-    if domain != "all":
-        part = part.filter(pl.col("target_domain") == domain)
-    seeds = set(part.filter(pl.col("model") == model_a)["seed"].to_list()) & set(
-        part.filter(pl.col("model") == model_b)["seed"].to_list())
-    part = part.filter(pl.col("seed").is_in(sorted(seeds)))
-    per_user = (part.with_columns(gain=pl.Series(ndcg_per_user(part["rank"].to_numpy(), k)))
-                .group_by("model", "user").agg(pl.col("gain").mean()))
-    a = per_user.filter(pl.col("model") == model_a).select("user", a="gain")
-    b = per_user.filter(pl.col("model") == model_b).select("user", b="gain")
-    paired = a.join(b, on="user", how="inner").sort("user")
-    return paired["a"].to_numpy(), paired["b"].to_numpy()
-
-
-def significance(ranks: pl.DataFrame, model: str, baseline: str, permutations: int,
-                 seed: int = 0, protocol: str | None = None) -> dict[str, PairedTest]:
-    """Paired permutation test of per-user NDCG@10 (test users), per target domain and pooled.
-
-    One protocol (None: the primary one): the same users under two protocols are not
-    independent observations.
-    """
-    out = {}
-    for domain in ("A", "B", "all"):
-        a, b = paired_user_ndcg(ranks, model, baseline, domain, protocol=protocol)
-        if a.size:
-            out[domain] = paired_permutation_test(a, b, permutations, seed)
-    return out
-
-
-def significance_vs(ranks: pl.DataFrame, model: str, baselines: Sequence[str], permutations: int,
-                    seed: int = 0, protocol: str | None = None) -> dict[str, dict[str, PairedTest]]:
-    """:func:`significance` of ``model`` against each baseline: baseline -> domain -> test.
-
-    Why every baseline and not only the best: "better than popularity" and "better than
-    the strongest model" are different claims, and a reader wants both answered.
-    """
-    return {b: significance(ranks, model, b, permutations, seed, protocol) for b in baselines}
-
-
-def significance_markdown(tests: dict[str, dict[str, PairedTest]], model: str, best: str | None,
-                          domain_names: dict[str, str], protocol: str | None = None) -> str:
-    """One table: per baseline (the best one first), per target domain and pooled."""
-    names = {**domain_names, "all": "both"}
-    under = "" if protocol is None else f" under protocol `{protocol}`"
-    lines = [f"Paired sign-flip permutation test, per-user test NDCG@10 (mean over seeds){under}, "
-             f"**{model}** vs each baseline (the best baseline, **{best}**, first):", "",
-             "| baseline | domain | users | NDCG@10 model | NDCG@10 baseline | difference "
-             "| wins/losses | p |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    order = sorted(tests, key=lambda b: (b != best, b))
-    for baseline in order:
-        for domain, t in tests[baseline].items():
-            lines.append(f"| {baseline} | {names[domain]} | {t.n} | {t.mean_a:.4f} | "
-                         f"{t.mean_b:.4f} | {t.diff:+.4f} | {t.wins}/{t.losses} | "
-                         f"{t.p_value:.4g} |")
-    return "\n".join(lines)
-
-
-def significance_verdict(tests: dict[str, dict[str, PairedTest]], model: str,
-                         alpha: float = 0.01) -> str:
-    """One sentence for under Table 1: which baselines ``model`` beats on the pooled test users."""
-    pooled = {b: t["all"] for b, t in tests.items() if "all" in t}
-    if not pooled:
-        return ""
-    better = [b for b, t in pooled.items() if t.diff > 0 and t.p_value < alpha]
-    worse = [b for b, t in pooled.items() if t.diff < 0 and t.p_value < alpha]
-    tied = [b for b in pooled if b not in better and b not in worse]
-
-    def listing(names: list[str]) -> str:
-        return ", ".join(f"{b} (p={pooled[b].p_value:.2g})" for b in sorted(names))
-
-    parts = []
-    if better:
-        parts.append(f"significantly better than {listing(better)}")
-    if worse:
-        parts.append(f"significantly worse than {listing(worse)}")
-    if tied:
-        parts.append(f"not significantly different from {listing(tied)}")
-    n = next(iter(pooled.values())).n
-    return (f"**{model}** on the {n} pooled test users (paired test of NDCG@10, "
-            f"p < {alpha}): " + "; ".join(parts) + ".")
-
-
-def sweep_metrics(ranks: pl.DataFrame, split: str = "test") -> pl.DataFrame:
-    """Figure 3 points: metrics per (param, value, protocol, target_domain) of the sweep's ranks.
-
-    Protocols keep the ranks' order (primary first) within a point.
-    """
-    out = []
-    part = ranks.filter(pl.col("split") == split)
-    protocols = {p: i for i, p in enumerate(part["protocol"].unique(maintain_order=True))}
-    for (param, value, protocol), group in part.group_by(["param", "value", "protocol"],
-                                                         maintain_order=True):
-        for domain in ("A", "B", "all"):
-            sub = group if domain == "all" else group.filter(pl.col("target_domain") == domain)
-            if sub.height:
-                out.append({"param": param, "value": float(value), "protocol": protocol,
-                            "target_domain": domain, "users": sub.height,
-                            **ranking_metrics(sub["rank"].to_numpy())})
-    schema = {"param": pl.String, "value": pl.Float64, "protocol": pl.String,
-              "target_domain": pl.String, "users": pl.Int64, **{m: pl.Float64 for m in METRICS}}
-    order = {"n_k": 0, "T": 1, "lam": 2}  # Figure 3's panel order
-    return (pl.DataFrame(out, schema=schema)
-            .with_columns(panel=pl.col("param").replace_strict(order, default=len(order)),
-                          slot=pl.col("protocol").replace_strict(protocols, default=len(protocols),
-                                                                 return_dtype=pl.Int64))
-            .sort("panel", "value", "slot", "target_domain").drop("panel", "slot"))
-
-
-def sweep_markdown(points: pl.DataFrame, domain_names: dict[str, str],
-                   protocol: str | None = None) -> str:
-    """Figure 3 as a table: HR@5 and NDCG@5 per swept value and target domain, one protocol."""
-    protocol = pick_protocol(points, protocol)
-    points = points.filter(pl.col("protocol") == protocol)
-    lines = ["| parameter | value | " + " | ".join(f"{domain_names[d]} {label(m)}" for d in ("A", "B")
-                                                 for m in TABLE3_METRICS) + " |",
-             "|---|---:|" + "---:|" * 4]
-    for (param, value), group in points.group_by(["param", "value"], maintain_order=True):
-        cells = []
-        for d in ("A", "B"):
-            row = group.filter(pl.col("target_domain") == d)
-            cells += [f"{row[m][0]:.4f}" if row.height else "–" for m in TABLE3_METRICS]
-        lines.append(f"| {param} | {value:g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def paper_tables_markdown(domain_names: dict[str, str]) -> str:
-    """The paper's published Food-Kitchen Tables 1 and 3, verbatim, for reference."""
-    parts = []
-    for title, published, columns in (("Table 1", TABLE1_FOOD_KITCHEN, TABLE1_COLUMNS),
-                                      ("Table 3", TABLE3_FOOD_KITCHEN, TABLE3_COLUMNS)):
-        head = " | ".join(f"{domain_names[d]} {label(m)}" for d, m in columns)
-        lines = [f"**{title}** (LGCD paper, Food-Kitchen)", "", f"| method | {head} |",
-                 "|---|" + "---:|" * len(columns)]
-        lines += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |"
-                  for name, values in published.items()]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)

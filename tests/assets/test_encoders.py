@@ -16,6 +16,7 @@ from models.encoders.sequence import DomainEncoder, pad_sequences
 from models.encoders.text_embedding import EmbeddingConfig, TextEmbedder
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
+from pipeline.resources import SentenceTransformerEmbedder
 from tests.conftest import latest_materialization
 
 N_ITEMS = {"A": 30, "B": 24}
@@ -64,14 +65,18 @@ def stubs(catalog: pl.DataFrame, sequences: pl.DataFrame) -> list:
 
 
 def graph(demo_cfg, root, sequences=None, **embedding):
+    # LGCD reads the encoders' d-sized outputs: the config keeps the two consistent
+    lgcd = dataclasses.replace(demo_cfg.lgcd,
+                               model=dataclasses.replace(demo_cfg.lgcd.model, d=16, max_len=8))
     cfg = dataclasses.replace(
-        demo_cfg, embedding=EmbeddingConfig(device="cpu", **embedding),
+        demo_cfg, embedding=EmbeddingConfig(device="cpu", **embedding), lgcd=lgcd,
         encoder=EncoderTrainConfig(d=16, n_heads=2, n_layers=1, max_len=8, epochs=3, patience=3,
                                    batch_size=16, lr=5e-3, device="cpu"))
     store = VersionStore(root=str(root))
     assets = [*stubs(catalog_table(), sequences if sequences is not None else sequences_table()),
               *embeddings.build(cfg), *encoders.build(cfg)]
-    return assets, {"store": store, "io_manager": VersionedIOManager(store=store)}
+    return assets, {"store": store, "io_manager": VersionedIOManager(store=store),
+                    "text_embedder": SentenceTransformerEmbedder.from_config(cfg.embedding)}
 
 
 @pytest.mark.slow

@@ -18,11 +18,13 @@ import pytest
 
 from assets.lgcd import CACHE_DIR, asset_name
 from models.encoders.sequence import DomainEncoder
-from models.lgcd import stage
+from models.lgcd import rows
+from models.lgcd.checkpoint import lgcd_from_checkpoint
 from models.lgcd.config import VARIANTS
 from models.lgcd.data import rows_from_records
-from models.lgcd.stage import VariantSpec, lgcd_from_checkpoint, score_rows
+from models.lgcd.inference import score_rows
 from models.lgcd.training import CandidateEvaluator
+from models.lgcd.variants import VariantSpec
 from pipeline import storage
 from pipeline.config import load_dataset_config
 from tests.conftest import latest_materialization, materialize
@@ -60,12 +62,12 @@ def test_demo_checkpoint_round_trips_and_scores(built):
         latest_materialization(instance, "sequence_encoder_a").metadata["version"].value
     model = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders)
     sequences = load(instance, "sequences")
-    valid, _ = stage.validation_rows(sequences)
+    valid, _ = rows.validation_rows(sequences)
     n_items = {d: e.item_table().shape[0] for d, e in encoders.items()}
     again = CandidateEvaluator(valid, n_items, 50, k=10, seed=model.cfg.seed)(model)
     assert again["ndcg@10"] == pytest.approx(meta["val_ndcg10"].value, abs=1e-9)
     assert {f"ndcg@10/{r.direction}" for r in valid} <= set(again)
-    train, _ = stage.training_rows(sequences, load(instance, "pseudo_sequences"),
+    train, _ = rows.training_rows(sequences, load(instance, "pseudo_sequences"),
                                            cfg.lgcd.model.n_k)
     assert {(r.direction, r.kind) for r in train} == {(d, k) for d in ("AB", "BA")
                                                       for k in ("overlap", "pseudo")}

@@ -45,5 +45,5 @@ def test_the_dataset_seed_seeds_every_stage_unless_a_section_sets_its_own(tmp_pa
              cfg.lgcd.model.seed)
     assert seeds == (7, 7, 7, 7, 7)
     own = load_dataset_config(write_demo_yaml(tmp_path, seed=7, encoder={"seed": 3, "epochs": 2},
-                                              generation={"seed": 4}, grounding={"seed": 5, "n_k": 20}))
+                                              generation={"seed": 4}, grounding={"seed": 5}))
     assert (own.encoder.seed, own.generation.seed, own.grounding.seed) == (3, 4, 5)

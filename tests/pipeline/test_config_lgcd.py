@@ -6,13 +6,12 @@ from pipeline.config import ConfigError, load_dataset_config
 from tests.conftest import write_demo_yaml
 
 
-def test_defaults_follow_the_encoders_grounding_and_seed(tmp_path):
-    path = write_demo_yaml(tmp_path, encoder={"d": 32, "n_heads": 2, "max_len": 20}, grounding={"n_k": 7},
-                  seed=4, lgcd={"variants": ["full", "wo_diffusion"]},
-                  evaluation={"seeds": [0]})  # no sweep: its nK grid needs grounding.n_k >= 20
+def test_defaults_follow_the_encoders_and_the_seed(tmp_path):
+    path = write_demo_yaml(tmp_path, encoder={"d": 32, "n_heads": 2, "max_len": 20}, seed=4,
+                           lgcd={"variants": ["full", "wo_diffusion"]}, evaluation={"seeds": [0]})
     cfg = load_dataset_config(path)
     model = cfg.lgcd.model
-    assert (model.d, model.max_len, model.n_k, model.seed) == (32, 20, 7, 4)
+    assert (model.d, model.max_len, model.n_k, model.seed) == (32, 20, 10, 4)
     assert [v.name for v in cfg.lgcd.variants] == ["full", "wo_diffusion"]
     assert cfg.lgcd.variant_config(cfg.lgcd.variants[1]).use_diffusion is False
 
@@ -31,13 +30,29 @@ def test_every_paper_variant_parses_from_yaml(tmp_path):
     ({"colour": "red"}, "lgcd: unknown fields ['colour']"),
     ({"T": 0}, "lgcd: LGCDConfig: T=0"),
     ({"variants": ["wo_magic"]}, "unknown preset 'wo_magic'"),
-    ({"variants": [{"name": "nk_30", "n_k": 30}]}, "variant 'nk_30' has n_k=30 but grounding.n_k=20"),
+    ({"d": 32}, "lgcd: d is set by encoder.d"),
+    ({"variants": [{"name": "wide", "d": 128}]}, "variant 'wide': d is set by encoder.d"),
+    ({"max_len": 80}, "variant 'full' has d=64, max_len=80; the encoders have d=64, max_len=50"),
     ({"device": ""}, "device=''"),
     ({"lam": {"A": 0.5}}, "lam must map the target domains"),
-    ("fast", "lgcd must be a mapping"),
+    ("fast", "lgcd: must be a mapping"),
 ])
 def test_bad_lgcd_sections_name_file_and_field(tmp_path, lgcd, message):
     path = write_demo_yaml(tmp_path, lgcd=lgcd)
     with pytest.raises(ConfigError) as err:
         load_dataset_config(path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_grounding_retrieves_the_largest_nk_of_any_model(tmp_path):
+    """nK has one owner (lgcd.n_k and its overrides); the retrieval depth follows from it."""
+    plain = load_dataset_config(write_demo_yaml(tmp_path, lgcd={"n_k": 7}, evaluation={"seeds": [0]}))
+    assert plain.pseudo_items_retrieved == 7
+    variant = load_dataset_config(write_demo_yaml(
+        tmp_path, lgcd={"n_k": 7, "variants": ["full", {"name": "nk_30", "n_k": 30}]},
+        evaluation={"seeds": [0]}))
+    assert variant.pseudo_items_retrieved == 30 and variant.lgcd.model.n_k == 7
+    swept = load_dataset_config(write_demo_yaml(tmp_path, lgcd={"n_k": 7}, evaluation={"sweep": {}}))
+    assert swept.pseudo_items_retrieved == 20  # the paper's Figure 3 grid: nK in {5, 10, 20}
+    with pytest.raises(ConfigError, match="grounding: n_k is set by lgcd.n_k"):
+        load_dataset_config(write_demo_yaml(tmp_path, grounding={"n_k": 20}))

@@ -1,7 +1,5 @@
 import os
 import pickle
-import time
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -133,44 +131,6 @@ def test_unwritable_root_detected_via_probe(tmp_path, monkeypatch):
         storage.ensure_root(tmp_path / "r")
 
 
-def test_gc_removes_unreferenced_versions_and_old_staging(root):
-    keep = storage.write(root, ["t"], frame())
-    drop = storage.write(root, ["t"], frame(offset=1))
-    stale = storage.stage(root, frame(offset=2)).staging_path
-    os.utime(stale, (0, 0))
-    fresh = storage.stage(root, frame(offset=3)).staging_path
-    dry = storage.collect_garbage(root, {keep}, dry_run=True)
-    assert drop in dry.removed and drop.exists()
-    report = storage.collect_garbage(root, {keep})
-    assert keep.exists() and not drop.exists() and not stale.exists() and fresh.exists()
-    assert report.freed_bytes > 0
-
-
-def _aged(folder: Path, files: dict[str, bytes], age_s: float) -> Path:
-    folder.mkdir(parents=True)
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    then = time.time() - age_s
-    for path in [folder, *folder.rglob("*")]:
-        os.utime(path, (then, then))
-    return folder
-
-
-def test_gc_removes_stale_unreferenced_cache_entries_and_reports_their_bytes(root):
-    cache = root / storage.CACHE
-    old_model = _aged(cache / "embeddings" / "old-model", {"s.parquet": b"x" * 1000}, 7200)
-    current = _aged(cache / "embeddings" / "current-model", {"s.parquet": b"y" * 500}, 7200)
-    killed = _aged(cache / "lgcd" / "killed-run", {"last.pt": b"z" * 300}, 7200)
-    running = _aged(cache / "lgcd" / "running", {"last.pt": b"w" * 300}, 10)
-    dry = storage.collect_garbage(root, {current}, dry_run=True)
-    assert set(dry.cache_removed) == {old_model, killed} and old_model.exists()
-    report = storage.collect_garbage(root, {current})
-    assert report.cache_freed_bytes == 1300
-    assert not old_model.exists() and not killed.exists()
-    assert current.exists() and running.exists()
-    assert set(report.cache_kept) == {current, running}
-
-
 def test_a_table_file_from_scratch_is_moved_in_and_one_from_elsewhere_copied(root, tmp_path):
     df = frame(7)
     scratch = storage.scratch_dir(root)
@@ -181,3 +141,11 @@ def test_a_table_file_from_scratch_is_moved_in_and_one_from_elsewhere_copied(roo
     df.write_parquet(outside)
     copied = storage.write(root, ["t"], storage.TableFile(outside))
     assert outside.exists() and copied == moved  # same bytes, same version
+
+
+def test_version_dirs_lists_committed_versions_without_caches(root):
+    table = storage.write(root, ["t"], frame())
+    cached = storage.write(root / storage.CACHE / "lgcd", ["x"], frame(offset=1))
+    assert storage.version_dirs(root) == [table]
+    assert storage.version_dirs(root, "t") == [table] and storage.version_dirs(root, "missing") == []
+    assert set(storage.committed_dirs(root)) == {table, cached}

@@ -5,11 +5,14 @@ Dagster it logs to stderr and prints its statistics as a JSON line).
 """
 
 import json
+import os
 import subprocess
 
 import pytest
 
-from assets.llm import WORKER, worker_env
+from assets.pseudo import generation_spec
+from models.pseudo.requests import GenerationConfig
+from pipeline.resources import WORKER, worker_env
 from pipeline.settings import PROJECT_ROOT
 
 LLM_PYTHON = PROJECT_ROOT / ".venv-llm" / "bin" / "python"
@@ -31,17 +34,19 @@ def _spec(tmp_path, model, backend, n_prompts, chunk_size, max_tokens=12, n_item
         {"role": "user", "content": f"History: Tuscan Pesto {i}. Recommend 3 kitchen products as a numbered list."}]}
         for i in range(n_prompts)]
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    spec = {"model_path": str(model), "seed": 0, "output_format": "list", "n_items": n_items,
-            "max_title_chars": 60, "temperature": 0.0, "max_tokens": max_tokens, "backend": backend,
-            "chunk_size": chunk_size, "chunk_dir": str(tmp_path / "chunks"),
-            "prompts_path": str(tmp_path / "prompts.jsonl")}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    gen = GenerationConfig(n_items=n_items, temperature=0.0, max_tokens=max_tokens, backend=backend,
+                           chunk_size=chunk_size)
+    (tmp_path / "spec.json").write_text(generation_spec(gen, model, tmp_path).to_json())
     return tmp_path / "spec.json"
 
 
+def _run(spec, env):
+    return subprocess.run([str(LLM_PYTHON), str(WORKER), "generate", "--spec", str(spec)],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
 def _generate(spec):
-    out = subprocess.run([str(LLM_PYTHON), str(WORKER), "generate", "--spec", str(spec)],
-                         capture_output=True, text=True, env=worker_env(), timeout=900)
+    out = _run(spec, worker_env())
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
 
@@ -49,6 +54,29 @@ def _generate(spec):
 def _outputs(chunks):
     return {json.loads(ln)["id"]: json.loads(ln)["output"]
             for f in sorted(chunks.glob("chunk-*.jsonl")) for ln in f.read_text().splitlines()}
+
+
+def test_worker_runs_as_a_bare_script_and_reads_its_spec(tmp_path):
+    """``python workers/llm.py`` with no PYTHONPATH, from elsewhere: the spec module still imports.
+
+    Every chunk is done, so no model is needed and no engine starts.
+    """
+    spec = _spec(tmp_path, tmp_path / "no-model", "transformers", n_prompts=2, chunk_size=2)
+    (tmp_path / "chunks").mkdir()
+    (tmp_path / "chunks" / "chunk-00000.jsonl").write_text(json.dumps({"id": "u0", "output": "x"}) + "\n")
+    bare = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DAGSTER_PIPES_CONTEXT")}
+    out = _run(spec, bare)
+    assert out.returncode == 0, out.stderr[-3000:]
+    stats = json.loads(out.stdout.splitlines()[-1])
+    assert (stats["backend"], stats["chunks_resumed"], stats["chunks_generated"]) == (None, 1, 0)
+
+
+def test_worker_names_a_spec_key_it_does_not_know(tmp_path):
+    spec = _spec(tmp_path, tmp_path / "no-model", "transformers", n_prompts=1, chunk_size=1)
+    raw = json.loads(spec.read_text())
+    spec.write_text(json.dumps({**raw, "top_k": 40}))
+    out = _run(spec, worker_env())
+    assert out.returncode != 0 and "unknown keys ['top_k']" in out.stderr
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.evaluation.baselines.common import FitResult, Interactions, fit_with_loop
+from models.evaluation.baselines.common import BaselineFit, Interactions, fit_with_loop
 from models.evaluation.baselines.popularity import Popularity
 from models.evaluation.config import BagConfig
 from models.evaluation.ranking import EvalUser
@@ -101,7 +101,7 @@ class BagScorer:
 def train_bag(train: Interactions, n_items: dict[str, int], cfg: BagConfig, seed: int,
               validate: Callable[[BagScorer], float],
               on_epoch: Callable[[dict[str, float]], None] | None = None
-              ) -> tuple[BagScorer, FitResult]:
+              ) -> tuple[BagScorer, BaselineFit]:
     """Fit both directions with ``seed``; early stopping on ``validate`` (NDCG@10)."""
     examples = bag_examples(train)
     if not any(targets for _, targets in examples.values()):

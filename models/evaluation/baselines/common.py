@@ -50,7 +50,9 @@ class JointVocab:
 
 
 @dataclass
-class FitResult:
+class BaselineFit:
+    """What the shared loop reports of a trained baseline (LGCD's counterpart: ``LGCDFit``)."""
+
     history: list[dict[str, float]] = field(default_factory=list)  # epoch, loss, val_ndcg@10, s
     best_epoch: float = 0
     best_metric: float = -1.0
@@ -63,7 +65,7 @@ def fit_with_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
                   validate: Callable[[], float], cfg: LoopConfig, *, seed: int,
                   steps_per_epoch: int, name: str,
                   on_epoch: Callable[[dict[str, float]], None] | None = None,
-                  on_progress: Callable[[str], None] | None = None) -> FitResult:
+                  on_progress: Callable[[str], None] | None = None) -> BaselineFit:
     """A baseline through the shared loop (models/train.py), early-stopped on NDCG@10.
 
     ``validate`` is the baseline's NDCG@10 on the stored validation lists; ``on_epoch`` gets
@@ -76,7 +78,7 @@ def fit_with_loop(model: nn.Module, optimizer: torch.optim.Optimizer,
         if on_epoch is not None:
             on_epoch(out)
 
-    result = FitResult()
+    result = BaselineFit()
     loop = train_loop(model, optimizer, batches, loss_fn, lambda: {"ndcg@10": validate()}, cfg,
                       seed=seed, steps_per_epoch=steps_per_epoch, name=name, on_eval=report,
                       on_progress=on_progress)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.encoders.sequence import DomainEncoder, pad_sequences
-from models.evaluation.baselines.common import FitResult, Interactions, fit_with_loop, scores_for
+from models.evaluation.baselines.common import BaselineFit, Interactions, fit_with_loop, scores_for
 from models.evaluation.config import EMCDRConfig
 from models.evaluation.ranking import EvalUser
 
@@ -96,7 +96,7 @@ class EMCDRScorer:
 def train_emcdr(train: Interactions, encoders: dict[str, DomainEncoder], cfg: EMCDRConfig,
                 seed: int, validate: Callable[[EMCDRScorer], float],
                 on_epoch: Callable[[dict[str, float]], None] | None = None
-                ) -> tuple[EMCDRScorer, FitResult]:
+                ) -> tuple[EMCDRScorer, BaselineFit]:
     """Fit both directions' maps with ``seed``; early stopping on ``validate`` (NDCG@10)."""
     pairs = mapping_pairs(train, encoders)
     if not any(len(x) for x, _ in pairs.values()):

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.encoders.sequence import CausalEncoder, EncoderConfig, last_real, pad_sequences
-from models.evaluation.baselines.common import FitResult, Interactions, JointVocab, fit_with_loop, scores_for
+from models.evaluation.baselines.common import BaselineFit, Interactions, JointVocab, fit_with_loop, scores_for
 from models.evaluation.config import SequentialConfig
 from models.evaluation.ranking import EvalUser
 from models.losses import check_negatives, sampled_next_item_loss, target_frequencies
@@ -223,7 +223,7 @@ def train_sequential(kind: str, train: Interactions, vocab: JointVocab, cfg: Seq
                      seed: int, validate: Callable[[SequentialScorer], float],
                      on_epoch: Callable[[dict[str, float]], None] | None = None,
                      on_progress: Callable[[str], None] | None = None
-                     ) -> tuple[SequentialScorer, FitResult]:
+                     ) -> tuple[SequentialScorer, BaselineFit]:
     """Train one model with ``seed``; early stopping on ``validate(scorer)`` (NDCG@10)."""
     torch.manual_seed(seed)
     model = build(kind, vocab.size, cfg)

@@ -17,7 +17,6 @@ from models.encoders.pretraining import (
 )
 from models.encoders.sequence import DomainEncoder, EncoderConfig
 from models.metrics import hit_rate, ndcg, target_ranks
-from models.report.curves import training_curves_png
 
 TINY = {"d": 16, "n_heads": 2, "n_layers": 1, "max_len": 8, "dropout": 0.0, "batch_size": 32}
 
@@ -193,8 +192,3 @@ def test_metrics_count_ties_against_the_target():
     assert ranks.tolist() == [0, 2]
     assert hit_rate(ranks, 1) == 0.5
     assert ndcg(ranks, 3) == pytest.approx((1.0 + 0.5) / 2)
-
-
-def test_training_curve_png_is_small_and_valid():
-    png = training_curves_png([1, 2, 3], [3.0, 2.0, 1.5], {"HR@10": [0.1, 0.2, 0.3]}, "t", 3)
-    assert png.startswith(b"\x89PNG") and len(png) < 60_000

@@ -6,6 +6,7 @@ from models.encoders.sequence import (
     DomainEncoder,
     EncoderConfig,
     attention_mask,
+    encoders_from_checkpoints,
     last_real,
     pad_sequences,
 )
@@ -163,3 +164,14 @@ def test_bad_config_is_rejected(over, message):
 def test_item_text_of_wrong_shape_is_rejected():
     with pytest.raises(ValueError, match="item_text has shape"):
         DomainEncoder(EncoderConfig(n_items=N, text_dim=E), torch.zeros(N + 1, E))
+
+
+def test_encoders_from_checkpoints_rebuild_each_domain_in_eval_mode_fresh_each_call():
+    parts = {d: storage.Checkpoint(*make_encoder(seed).to_checkpoint())
+             for seed, d in enumerate("AB")}
+    first, second = encoders_from_checkpoints(parts), encoders_from_checkpoints(parts)
+    assert set(first) == {"A", "B"} and not first["A"].training and not first["B"].training
+    assert first["A"] is not second["A"]  # a model that fine-tunes them cannot leak its weights
+    for d, p in parts.items():
+        for k, v in first[d].state_dict().items():
+            torch.testing.assert_close(v, p.state_dict[k], rtol=0, atol=0)

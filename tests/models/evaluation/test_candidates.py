@@ -8,10 +8,12 @@ from hypothesis import strategies as st
 
 from models.evaluation.candidates import (
     CANDIDATE_SCHEMA,
+    _user_rng,
     describe_pool,
     protocol_lists,
     sample_all_seeds,
     sample_candidates,
+    sample_negatives,
     stored_protocols,
 )
 
@@ -131,3 +133,26 @@ def test_property_distinct_and_truth_once(n_a, n_b, n_neg, seed, pool):
     universe = (n_a + n_b) if pool == "all" else n_b
     assert len(pairs) == 1 + min(n_neg, universe - 1)
     assert all(0 <= i < sizes[d] for i, d in pairs)
+
+
+def test_stored_lists_draw_as_before_the_shared_sampler():
+    """Pins eval_candidates: one ``rng.choice`` per user, sorted and shifted past the truth, as
+    the pool sampler drew before LGCD's validation shared it."""
+    def before(rng, universe, truth, n):
+        if universe - 1 <= n:
+            return np.delete(np.arange(universe), truth)
+        picked = np.sort(rng.choice(universe - 1, size=n, replace=False))
+        return picked + (picked >= truth)
+
+    for universe, truth, n in ((4500, 0, 999), (4500, 4499, 999), (1500, 700, 999), (30, 7, 999)):
+        got = np.sort(sample_negatives(np.random.default_rng([1, 2, 3]), universe, truth, n))
+        np.testing.assert_array_equal(got, before(np.random.default_rng([1, 2, 3]), universe,
+                                                  truth, n))
+    table = sample_candidates(held_out(), N_ITEMS, 999, "target", seed=4)
+    for r in table.iter_rows(named=True):
+        rng = _user_rng(4, r["split"], r["user"])
+        offset = 0 if r["target_domain"] == "A" else N_ITEMS["A"]
+        truth = r["cand_items"][0]
+        expected = before(rng, N_ITEMS[r["target_domain"]], truth, 999) + offset
+        expected = np.where(expected >= N_ITEMS["A"], expected - N_ITEMS["A"], expected)
+        assert r["cand_items"][1:] == expected.tolist()

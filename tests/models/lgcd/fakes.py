@@ -1,4 +1,4 @@
-"""Small fake domain encoders implementing the ``models.lgcd.model.DomainEncoder`` protocol.
+"""Small fake domain encoders implementing the ``models.lgcd.model.SequenceEncoder`` protocol.
 
 Masked mean pooling instead of Transformers: fast, deterministic, and a pooled
 output that provably ignores masked positions, which the masking tests rely on.

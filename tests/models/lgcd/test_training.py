@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -177,6 +178,23 @@ def test_candidate_evaluator_samples_valid_candidates(problem):
     assert metrics == ev(build(problem))  # reproducible noise in the reverse process
     # both directions hold 20 rows, so the overall figure is their mean
     assert metrics["hr@10"] == pytest.approx((metrics["hr@10/AB"] + metrics["hr@10/BA"]) / 2)
+
+
+def test_candidate_evaluator_draws_as_before_the_shared_sampler(problem):
+    """Pins the validation lists (hence LGCD's early stopping and checkpoints): the shared
+    ``sample_negatives`` makes the same single ``rng.choice`` per row, in row order, as the
+    sampling written inline here before it."""
+    for n_negatives in (10, 23, 999):
+        ev = CandidateEvaluator(problem[1], problem[3], n_negatives=n_negatives, seed=5)
+        rng = np.random.default_rng([5, 11])
+        for row, cand in zip(problem[1], ev.candidates, strict=True):
+            n = problem[3][row.target_domain]
+            negatives = (np.arange(n - 1) if n - 1 <= n_negatives
+                         else rng.choice(n - 1, size=n_negatives, replace=False))
+            negatives = negatives + (negatives >= row.target_item)
+            expected = np.concatenate([[row.target_item], negatives]).astype(np.int64)
+            np.testing.assert_array_equal(cand, expected)
+            assert cand.dtype == np.int64
 
 
 def test_gradient_norms_per_term_are_logged_without_changing_the_training(problem):

@@ -5,27 +5,17 @@ import polars as pl
 import pytest
 
 from models.evaluation.ranking import RANK_SCHEMA
-from models.lgcd.stage import VariantSpec
-from models.report.figures import metric_bars_png, sensitivity_png
-from models.report.paper import TABLE1_FOOD_KITCHEN
+from models.lgcd.variants import VariantSpec
+from models.report.comparison import paper_comparison
+from models.report.significance import significance
 from models.report.tables import (
-    best_baseline,
     domain_names,
     floor_warnings,
     is_food_kitchen,
-    paired_user_ndcg,
-    paper_comparison,
-    paper_comparison_markdown,
     protocol_heading,
     pseudo_source_models,
     pseudo_sources_markdown,
-    significance,
-    significance_markdown,
-    significance_verdict,
-    significance_vs,
     summarize,
-    sweep_markdown,
-    sweep_metrics,
     table1_markdown,
     table3_markdown,
     table3_models,
@@ -144,75 +134,10 @@ def test_table3_has_hr5_and_ndcg5_per_domain():
                                   "Kitchen NDCG@5 |")
 
 
-def test_paper_comparison_differences():
-    cmp = paper_comparison(summarize(ranks_table()))
-    row = cmp.filter((pl.col("model") == "sasrec") & (pl.col("metric") == "hr@10")
-                     & (pl.col("target_domain") == "A")).row(0, named=True)
-    assert row["paper"] == TABLE1_FOOD_KITCHEN["SASRec"][1] == 0.29
-    assert row["diff"] == pytest.approx(1.0 - 0.29)
-    assert "popularity" not in cmp["model"].to_list()  # the paper has no such row
-    assert "| Table 1 | sasrec (SASRec) | Food | HR@10 |" in paper_comparison_markdown(cmp, NAMES)
-
-
-def test_best_baseline_and_paired_significance():
-    ranks = ranks_table()
-    s = summarize(ranks)
-    assert best_baseline(s, ["popularity", "sasrec"]) == "sasrec"
-    a, b = paired_user_ndcg(ranks, "lgcd", "sasrec", "all")
-    assert len(a) == 8 and (a == 1.0).all()  # per user, averaged over both seeds
-    assert b == pytest.approx(np.full(8, (1 / np.log2(11) + 1) / 2))
-    tests = significance(ranks, "lgcd", "sasrec", permutations=500)
-    assert set(tests) == {"A", "B", "all"} and tests["all"].p_value < 0.01
-
-
-def test_significance_against_every_baseline_and_the_verdict_under_table1():
-    ranks = ranks_table()
-    twin = ranks.filter(pl.col("model") == "sasrec").with_columns(model=pl.lit("sasrec_twin"))
-    ranks = pl.concat([ranks, twin])
-    tests = significance_vs(ranks, "sasrec", ["lgcd", "popularity", "sasrec_twin"],
-                            permutations=2000)
-    assert set(tests) == {"lgcd", "popularity", "sasrec_twin"}
-    assert tests["popularity"]["all"].diff > 0 and tests["popularity"]["all"].p_value < 0.01
-    assert tests["lgcd"]["all"].diff < 0 and tests["lgcd"]["all"].p_value < 0.01
-    assert tests["sasrec_twin"]["all"].diff == 0 and tests["sasrec_twin"]["all"].p_value == 1.0
-    verdict = significance_verdict(tests, "sasrec")
-    assert verdict.startswith("**sasrec** on the 8 pooled test users")
-    assert "significantly better than popularity (p=" in verdict
-    assert "significantly worse than lgcd (p=" in verdict
-    assert "not significantly different from sasrec_twin (p=1)" in verdict
-    table = significance_markdown(tests, "sasrec", "lgcd", NAMES, "all").splitlines()
-    rows = [line for line in table if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 9  # 3 baselines x (Food, Kitchen, both)
-    assert rows[0].startswith("| lgcd | Food | 4 |")  # the best baseline comes first
-    assert significance_verdict({}, "sasrec") == ""
-
-
-def test_sweep_points_and_plots():
-    base = ranks_table().filter(pl.col("model") == "lgcd")
-    sweep = pl.concat([base.with_columns(param=pl.lit(p), value=pl.lit(v), rank=pl.lit(r))
-                       for p, v, r in (("n_k", 5.0, 3), ("n_k", 10.0, 0), ("T", 50.0, 7),
-                                       ("lam", 0.3, 1))])
-    points = sweep_metrics(sweep)
-    assert points.filter((pl.col("param") == "n_k") & (pl.col("value") == 5.0)
-                         & (pl.col("target_domain") == "A"))["hr@5"][0] == 1.0
-    assert "| T | 50 |" in sweep_markdown(points, NAMES)
-    for png in (sensitivity_png(points, NAMES),
-                metric_bars_png(summarize(ranks_table()), ["lgcd", "sasrec"], NAMES)):
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 100_000
-
-
 def test_domain_names():
     cats = ("Grocery_and_Gourmet_Food", "Home_and_Kitchen")
     assert domain_names(cats) == NAMES and is_food_kitchen(cats)
     assert not is_food_kitchen(("Movies_and_TV", "Books"))
-
-
-def test_published_tables_are_reproduced_verbatim():
-    from models.report.tables import paper_tables_markdown
-
-    md = paper_tables_markdown(NAMES)
-    assert "| LGCD | 0.2800 | 0.4000 | 0.1805 | 0.2190 | 0.3093 | 0.3893 | 0.2140 | 0.2397 |" in md
-    assert "| w/o Overlap Diffusion | 0.0900 | 0.0584 | 0.0549 | 0.0353 |" in md
 
 
 def test_table3_rows_are_ablation_presets_whose_overrides_are_only_a_training_budget():

@@ -27,3 +27,12 @@ def test_without_a_sweep_the_sweep_job_only_refreshes_the_report(demo_cfg, tmp_p
     assert job_keys(defs, "sweep") == {"report"}
     graph = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "ranks_sweep" not in graph and {"lgcd_model_full_seed1", "lgcd_model_full_seed2"} <= graph
+
+
+def test_pseudo_refresh_reruns_the_llm_stage_and_everything_below_it_only(demo_cfg, tmp_path):
+    defs = build_definitions(demo_cfg, tmp_path)
+    refresh = job_keys(defs, "pseudo_refresh")
+    assert {"pseudo_generations", "pseudo_sequences", "lgcd_model", "ranks_lgcd", "report"} <= refresh
+    assert not refresh & {"raw_sources", "sequences", "llm_model", "sequence_encoder_a", "ranks_popularity"}
+    assert job_keys(defs, "full_rebuild") == {k.to_user_string()
+                                              for k in defs.resolve_asset_graph().get_all_asset_keys()}

@@ -1,0 +1,55 @@
+"""The layers only point down: app -> assets -> pipeline -> models.
+
+models/ is plain torch / polars code that a notebook or another orchestrator can use,
+so it imports neither Dagster nor the packages above it; pipeline/ is what assets
+depend on, so it never imports an asset module; nothing below app/ imports app/.
+Every import statement is read from the source (including ones inside functions),
+so a lazy import cannot slip past.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import PROJECT_ROOT
+
+FORBIDDEN = {
+    "models": {"dagster", "dagster_pipes", "pipeline", "assets", "app"},
+    "pipeline": {"assets", "app"},
+    "assets": {"app"},
+    "workers": {"models", "pipeline", "assets", "app", "dagster"},  # runs in the bare LLM environment
+}
+
+
+def imported_roots(source: str) -> set[tuple[int, str]]:
+    """(line, top-level package) of every import in ``source``."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {(node.lineno, alias.name.split(".")[0]) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def violations(package: str, root: Path = PROJECT_ROOT) -> list[str]:
+    out = []
+    for file in sorted((root / package).rglob("*.py")):
+        for line, name in sorted(imported_roots(file.read_text())):
+            if name in FORBIDDEN[package]:
+                out.append(f"{file.relative_to(root)}:{line} imports {name}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_import_runs_back_up_the_layers(package):
+    assert violations(package) == []
+
+
+def test_the_check_sees_a_lazy_import_inside_a_function(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "bad.py").write_text(
+        "import torch\n\ndef f():\n    from pipeline.storage import Checkpoint\n    import dagster as dg\n")
+    assert violations("models", tmp_path) == ["models/bad.py:4 imports pipeline",
+                                              "models/bad.py:5 imports dagster"]
