@@ -56,7 +56,7 @@ def build_definitions(cfg: DatasetConfig, storage_root: str | Path | None = None
         jobs=[full_rebuild, pseudo_refresh, evaluate, sweep_job],
         schedules=[weekly_full_rebuild],
         sensors=[release_dead_runs_sensor],
-        executor=build_executor(executor, assets),
+        executor=build_executor(executor, assets, __name__),
     )
 
 

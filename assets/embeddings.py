@@ -14,8 +14,8 @@ import polars as pl
 
 from assets import groups
 from models.device import torch_threads
+from models.encoders.embedding_config import EmbeddingError
 from models.encoders.text_embedding import (
-    EmbeddingError,
     Progress,
     domain_items,
     item_texts,

@@ -18,8 +18,8 @@ from assets import groups
 from assets.embeddings import CACHE_DIR
 from assets.embeddings import asset_name as embeddings_asset
 from assets.encoders import asset_name as encoder_asset
+from models.encoders.embedding_config import EmbeddingError
 from models.encoders.sequence import DomainEncoder, encoders_from_checkpoints
-from models.encoders.text_embedding import EmbeddingError
 from models.pseudo.grounding import GroundingStats, ground, retrieval_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors

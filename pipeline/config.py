@@ -19,8 +19,8 @@ import yaml
 
 from models.config import NestedFieldError, from_mapping
 from models.data.synthetic import SyntheticConfig
+from models.encoders.embedding_config import EmbeddingConfig
 from models.encoders.pretraining import EncoderTrainConfig
-from models.encoders.text_embedding import EmbeddingConfig
 from models.evaluation.config import EvaluationConfig
 from models.evaluation.plan import extra_specs
 from models.lgcd.variants import LGCDStageConfig

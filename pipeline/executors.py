@@ -95,8 +95,13 @@ def k8s_config(assets: list[dg.AssetsDefinition]) -> dict:
     }
 
 
-def build_executor(name: str | None, assets: list[dg.AssetsDefinition]) -> dg.ExecutorDefinition:
-    """Executor for ``name`` (default ``$LGCD_EXECUTOR`` or multiprocess)."""
+def build_executor(name: str | None, assets: list[dg.AssetsDefinition],
+                   definitions_module: str) -> dg.ExecutorDefinition:
+    """Executor for ``name`` (default ``$LGCD_EXECUTOR`` or multiprocess).
+
+    ``definitions_module`` is the module that builds the Definitions (app.definitions), which
+    the multiprocess executor's forkserver imports once for every step.
+    """
     name = executor_name(name)
     if name not in EXECUTORS:
         raise ValueError(f"{ENV_EXECUTOR}={name!r}; allowed {list(EXECUTORS)}")
@@ -107,7 +112,7 @@ def build_executor(name: str | None, assets: list[dg.AssetsDefinition]) -> dg.Ex
         # already imported torch, dagster and the asset graph, instead of paying that per step
         return dg.multiprocess_executor.configured({
             "max_concurrent": concurrent_steps(name),
-            "start_method": {"forkserver": {"preload_modules": ["app.definitions"]}}})
+            "start_method": {"forkserver": {"preload_modules": [definitions_module]}}})
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

@@ -24,7 +24,8 @@ from pydantic import PrivateAttr
 
 from models.data.sources import SourceError
 from models.encoders import text_embedding
-from models.encoders.text_embedding import EmbeddingConfig, EmbeddingStats, Progress, Runtime
+from models.encoders.embedding_config import EmbeddingConfig
+from models.encoders.text_embedding import EmbeddingStats, Progress, Runtime
 from models.pseudo.requests import GenerationConfig
 from pipeline import settings
 from workers.spec import GenerationSpec

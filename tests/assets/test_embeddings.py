@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from assets import embeddings
-from models.encoders.text_embedding import EmbeddingConfig
+from models.encoders.embedding_config import EmbeddingConfig
 from pipeline import storage
 from pipeline.resources import HashingTextEmbedder, SentenceTransformerEmbedder
 from pipeline.versioning import code_version

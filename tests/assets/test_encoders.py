@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from assets import embeddings, encoders
+from models.encoders.embedding_config import EmbeddingConfig
 from models.encoders.pretraining import EncoderTrainConfig
 from models.encoders.sequence import DomainEncoder, pad_sequences
-from models.encoders.text_embedding import EmbeddingConfig, TextEmbedder
+from models.encoders.text_embedding import TextEmbedder
 from pipeline import storage
 from pipeline.io_managers import VersionedIOManager, VersionStore
 from pipeline.resources import SentenceTransformerEmbedder

@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from models.device import autocast_dtype, cpu_has_native_bf16
 from models.train import LoopConfig, TrainingDivergedError, train_loop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -204,8 +203,3 @@ def test_bad_loop_config_is_rejected(over, message):
     with pytest.raises(ValueError, match=message):
         LoopConfig(**{"epochs": 1, "patience": 1, **over})
 
-
-def test_precision_follows_the_cpu_flags():
-    cpu = torch.device("cpu")
-    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) is torch.bfloat16
-    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if cpu_has_native_bf16() else None)

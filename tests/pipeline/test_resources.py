@@ -1,4 +1,4 @@
-"""The LLM launcher and text embedder resources, real and test implementations, and the worker's spec."""
+"""The LLM launcher and text embedder resources, real and test implementations."""
 
 import dataclasses
 import json
@@ -10,7 +10,7 @@ import pytest
 
 from app.definitions import build_definitions
 from models.data.sources import SourceError
-from models.encoders.text_embedding import EmbeddingConfig
+from models.encoders.embedding_config import EmbeddingConfig
 from models.pseudo.requests import GenerationConfig
 from pipeline import resources, settings
 from pipeline.resources import (
@@ -22,22 +22,8 @@ from pipeline.resources import (
     canned_reply,
     worker_env,
 )
-from workers.spec import GenerationSpec, SpecError
-
-
-def make_spec(work, n_prompts=5, chunk_size=2, n_items=3) -> GenerationSpec:
-    """A spec under ``work`` with ``n_prompts`` prompts written to its prompts.jsonl."""
-    spec = GenerationSpec(
-        model_path=str(work / "model"), seed=0, output_format="list", n_items=n_items,
-        max_title_chars=80, temperature=0.0, top_p=1.0, max_tokens=16, backend="transformers",
-        dtype="auto", max_model_len=2048, chunk_size=chunk_size, max_num_seqs=128,
-        max_num_batched_tokens=8192, kv_cache_gib=2, enforce_eager=True,
-        chunk_dir=str(work / "chunks"), prompts_path=str(work / "prompts.jsonl"))
-    prompts = [{"id": f"p{i}", "messages": [{"role": "user", "content": f"prompt {i}"}]}
-               for i in range(n_prompts)]
-    (work / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    (work / "spec.json").write_text(spec.to_json())
-    return spec
+from tests.workers.spec_files import make_spec
+from workers.spec import GenerationSpec
 
 
 def test_definitions_build_the_real_resources_from_the_yaml(demo_cfg, tmp_path):
@@ -47,41 +33,6 @@ def test_definitions_build_the_real_resources_from_the_yaml(demo_cfg, tmp_path):
     assert found["llm"] == PipesLLMLauncher(llm_python=gen.llm_python)
     assert isinstance(found["text_embedder"], SentenceTransformerEmbedder)
     assert found["text_embedder"].config() == cfg.embedding
-
-
-# ---------------------------------------------------------------- GenerationSpec
-
-
-def test_spec_round_trips_exactly(tmp_path):
-    spec = make_spec(tmp_path)
-    again = GenerationSpec.from_json(spec.to_json())
-    assert again == spec
-    assert again.to_json() == spec.to_json()
-    assert list(json.loads(spec.to_json())) == [f.name for f in dataclasses.fields(GenerationSpec)]
-
-
-def test_spec_rejects_an_unknown_key_by_name(tmp_path):
-    raw = json.loads(make_spec(tmp_path).to_json()) | {"top_k": 5}
-    with pytest.raises(SpecError, match=r"unknown keys \['top_k'\], missing keys \[\]"):
-        GenerationSpec.from_json(json.dumps(raw))
-
-
-def test_spec_rejects_a_missing_key_by_name(tmp_path):
-    raw = json.loads(make_spec(tmp_path).to_json())
-    del raw["kv_cache_gib"]
-    with pytest.raises(SpecError, match=r"missing keys \['kv_cache_gib'\]"):
-        GenerationSpec.from_json(json.dumps(raw))
-
-
-def test_spec_chunks_and_their_files(tmp_path):
-    spec = make_spec(tmp_path, n_prompts=5, chunk_size=2)
-    chunks = spec.chunks(spec.read_prompts())
-    assert [[p["id"] for p in c] for c in chunks] == [["p0", "p1"], ["p2", "p3"], ["p4"]]
-    (tmp_path / "chunks").mkdir()
-    spec.write_chunk(1, [("p2", "two"), ("p3", "three")])
-    assert spec.chunk_path(1).name == "chunk-00001.jsonl"
-    assert [p.name for p in (tmp_path / "chunks").iterdir()] == ["chunk-00001.jsonl"]  # no temp file left
-    assert spec.read_outputs() == {"p2": "two", "p3": "three"}
 
 
 # ---------------------------------------------------------------- PipesLLMLauncher

@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from models.data.blocks import iter_blocks
 from models.data.ingest import meta_spec, review_spec
 from models.data.readers import (
     _fast,
     _slow,
-    iter_blocks,
     parse_block,
     read_records,
 )

@@ -7,10 +7,9 @@ import polars as pl
 import pytest
 
 from models.encoders import text_embedding
+from models.encoders.embedding_cache import EmbeddingCache
+from models.encoders.embedding_config import EmbeddingConfig, EmbeddingError
 from models.encoders.text_embedding import (
-    EmbeddingCache,
-    EmbeddingConfig,
-    EmbeddingError,
     Runtime,
     TextEmbedder,
     domain_items,
@@ -242,17 +241,6 @@ def test_bf16_vectors_stay_within_cosine_0_99_of_fp32_on_every_text():
                                              ).embed(texts)
     cosine = np.sum(vectors["bf16"] * vectors["fp32"], axis=1)
     assert len(texts) >= 300 and cosine.min() >= 0.99, (len(texts), cosine.min())
-
-
-@pytest.mark.parametrize(("over", "message"), [
-    ({"batch_size": 0}, "batch_size=0"), ({"model": ""}, "embedding.model"),
-    ({"normalize": "yes"}, "normalize"), ({"max_seq_length": 0}, "max_seq_length"),
-    ({"backend": "tensorrt"}, r"embedding.backend='tensorrt'; allowed \['torch', 'onnx', 'openvino'\]"),
-    ({"precision": "fp16"}, "embedding.precision='fp16'"),
-])
-def test_bad_config_is_rejected(over, message):
-    with pytest.raises(ValueError, match=message):
-        EmbeddingConfig(**over)
 
 
 def catalog(rows):

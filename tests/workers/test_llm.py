@@ -14,6 +14,7 @@ from assets.pseudo import generation_spec
 from models.pseudo.requests import GenerationConfig
 from pipeline.resources import WORKER, worker_env
 from pipeline.settings import PROJECT_ROOT
+from workers.spec import GenerationSpec
 
 LLM_PYTHON = PROJECT_ROOT / ".venv-llm" / "bin" / "python"
 
@@ -40,6 +41,10 @@ def _spec(tmp_path, model, backend, n_prompts, chunk_size, max_tokens=12, n_item
     return tmp_path / "spec.json"
 
 
+def _outputs(spec_path) -> dict[str, str]:
+    return GenerationSpec.from_json(spec_path.read_text()).read_outputs()
+
+
 def _run(spec, env):
     return subprocess.run([str(LLM_PYTHON), str(WORKER), "generate", "--spec", str(spec)],
                           capture_output=True, text=True, env=env, timeout=900)
@@ -49,11 +54,6 @@ def _generate(spec):
     out = _run(spec, worker_env())
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
-
-
-def _outputs(chunks):
-    return {json.loads(ln)["id"]: json.loads(ln)["output"]
-            for f in sorted(chunks.glob("chunk-*.jsonl")) for ln in f.read_text().splitlines()}
 
 
 def test_worker_runs_as_a_bare_script_and_reads_its_spec(tmp_path):
@@ -88,10 +88,11 @@ def test_transformers_backend_resumes_from_completed_chunks(tmp_path, llm_folder
     stats = _generate(spec)
     assert stats["backend"] == "transformers"
     assert stats["chunks_resumed"] == 1 and stats["chunks_generated"] == 2
-    outputs = _outputs(chunks)
+    outputs = _outputs(spec)
     assert outputs["u0"] == "KEPT" and outputs["u1"] and outputs["u2"]
     again = _generate(spec)  # everything done: nothing regenerated, no engine started
-    assert again["chunks_generated"] == 0 and again["backend"] is None and _outputs(chunks) == outputs
+    assert again["chunks_generated"] == 0 and again["backend"] is None
+    assert _outputs(spec) == outputs
 
 
 @pytest.mark.slow
@@ -99,7 +100,7 @@ def test_vllm_backend_generates_with_prefix_caching(tmp_path, llm_folder):
     stats = _generate(_spec(tmp_path, llm_folder, "vllm", n_prompts=4, chunk_size=4, max_tokens=16))
     assert stats["backend"] == "vllm" and stats["tokens"] > 0 and stats["tokens_per_s"] > 0
     assert stats["prompt_tokens"] > stats["prompt_tokens_cached"] >= 0
-    outputs = _outputs(tmp_path / "chunks")
+    outputs = _outputs(tmp_path / "spec.json")
     assert set(outputs) == {"u0", "u1", "u2", "u3"} and all(isinstance(v, str) for v in outputs.values())
 
 
@@ -113,7 +114,7 @@ def test_generation_stops_after_the_nk_th_list_item(tmp_path, llm_folder):
         work.mkdir()
         stats[n_items] = _generate(_spec(work, folder, "transformers", n_prompts=2, chunk_size=2,
                                          max_tokens=40, n_items=n_items))
-        outputs = _outputs(work / "chunks")
+        outputs = _outputs(work / "spec.json")
         assert not any(f"\n{n_items + 1}." in text for text in outputs.values()), outputs
     assert stats[1]["tokens"] < stats[3]["tokens"], stats
     assert stats[1]["prompt_tokens"] == stats[3]["prompt_tokens"] > 0
