@@ -27,7 +27,7 @@ from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority, step_threads
 from pipeline.io_managers import CACHE, VersionStore
-from pipeline.resources import TextEmbedder
+from pipeline.resources import TextEmbedderResource
 from pipeline.versioning import code_version
 
 CACHE_DIR = (".cache", "embeddings")
@@ -64,7 +64,7 @@ def _embedding_asset(cfg: DatasetConfig, domain: str, model_version: str) -> dg.
         description=f"Sentence embedding of the text of every domain-{domain} item, by item index.",
     )
     def item_text_embeddings(context: dg.AssetExecutionContext, store: VersionStore,
-                             text_embedder: TextEmbedder, item_catalog: pl.DataFrame) -> dg.MaterializeResult:
+                             text_embedder: TextEmbedderResource, item_catalog: pl.DataFrame) -> dg.MaterializeResult:
         """Sentence embedding of the text of every item of one domain, by item index."""
 
         def log_progress(p: Progress) -> None:

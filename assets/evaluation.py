@@ -15,10 +15,10 @@ from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
 from models.device import torch_threads
 from models.evaluation.candidates import describe_pool, sample_all_seeds
+from models.evaluation.lgcd import rank_lgcd
 from models.evaluation.plan import Replica, replicas
 from models.evaluation.ranking import eval_users, metric_rows
-from models.lgcd.inference import rank_lgcd
-from models.report.tables import domain_names, protocol_heading, summarize, table1_markdown
+from models.report.tables import domain_names, summarize, table1_section
 from pipeline.config import DatasetConfig
 from pipeline.errors import DataError, user_errors
 from pipeline.executors import step_threads
@@ -35,8 +35,7 @@ def tables_per_protocol(summary: pl.DataFrame, models: list[str], cfg: DatasetCo
                         split: str = "test") -> str:
     """One Table 1 per protocol, each under a heading that states the protocol in words."""
     ev, names = cfg.evaluation, domain_names(cfg.domain_categories())
-    return "\n\n".join(f"{protocol_heading(summary, p, ev.n_negatives, names, split)}\n\n"
-                       f"{table1_markdown(summary, models, names, split, p)}"
+    return "\n\n".join(table1_section(summary, models, names, p, ev.n_negatives, split)
                        for p in ev.protocols)
 
 

@@ -25,7 +25,7 @@ from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority
 from pipeline.io_managers import VersionStore
-from pipeline.resources import TextEmbedder
+from pipeline.resources import TextEmbedderResource
 from pipeline.storage import Checkpoint
 from pipeline.versioning import code_version
 
@@ -104,7 +104,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
               op_tags=priority(PRIORITY_CHAIN),
               code_version=code_version("ground1", _settings(cfg), cfg.embedding))
     def pseudo_sequences(context: dg.AssetExecutionContext, store: VersionStore,
-                         text_embedder: TextEmbedder, pseudo_generations: pl.DataFrame, sequences: pl.DataFrame,
+                         text_embedder: TextEmbedderResource, pseudo_generations: pl.DataFrame, sequences: pl.DataFrame,
                          emb_a: pl.DataFrame, emb_b: pl.DataFrame, enc_a: Checkpoint,
                          enc_b: Checkpoint) -> dg.MaterializeResult:
         """Single-domain sequences with nK grounded target items inserted, flagged as pseudo."""

@@ -21,7 +21,6 @@ from assets.encoders import asset_name as encoder_asset
 from assets.grounding import pseudo_asset
 from models.device import resolve_device, torch_threads
 from models.encoders.sequence import encoders_from_checkpoints
-from models.evaluation.plan import extra_specs
 from models.lgcd.checkpoint import checkpoint_parts
 from models.lgcd.fitting import LGCDDataError, LGCDFit, TrainingInProgressError, fit, history_markdown
 from models.lgcd.model import LGCD
@@ -162,6 +161,4 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
     The extra ones are seed replicas and sweep points (models/evaluation/plan.py), trained by
     the same factory so that the evaluation stage only ranks.
     """
-    ev = cfg.evaluation
-    extra = extra_specs(cfg.lgcd, ev.seeds, ev.sweep, ev.variant_seeds)
-    return [_lgcd_asset(cfg, spec) for spec in (*cfg.lgcd.variants, *extra)]
+    return [_lgcd_asset(cfg, spec) for spec in cfg.lgcd_models()]

@@ -19,7 +19,7 @@ import polars as pl
 from assets import groups
 from assets.llm import model_folder
 from models.pseudo.parsing import parse_guesses
-from models.pseudo.prompts import PromptTemplateError, load_template
+from models.pseudo.prompts import PromptTemplate, PromptTemplateError, load_template
 from models.pseudo.requests import GenerationConfig, generation_requests
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
@@ -31,14 +31,16 @@ from pipeline.versioning import code_version
 from workers.spec import GenerationSpec
 
 RESUME_DIR = (".cache", "pseudo_generations")
-MAX_TITLE_CHARS = 80  # longest title the JSON output schema allows
+def generation_spec(gen: GenerationConfig, template: PromptTemplate, model_path: Path,
+                    work: Path) -> GenerationSpec:
+    """The worker's spec for one run: sampling from ``gen``, files under ``work``.
 
-
-def generation_spec(gen: GenerationConfig, model_path: Path, work: Path) -> GenerationSpec:
-    """The worker's spec for one run: every setting from ``gen``, the files under ``work``."""
+    The title cap is the template's: the JSON output schema allows guesses as long as the
+    history titles the prompt shows.
+    """
     return GenerationSpec(
         model_path=str(model_path), seed=gen.seed, output_format=gen.output_format,
-        n_items=gen.n_items, max_title_chars=MAX_TITLE_CHARS, temperature=gen.temperature,
+        n_items=gen.n_items, max_title_chars=template.max_title_chars, temperature=gen.temperature,
         top_p=gen.top_p, max_tokens=gen.max_tokens, backend=gen.backend, dtype=gen.dtype,
         max_model_len=gen.max_model_len, chunk_size=gen.chunk_size, max_num_seqs=gen.max_num_seqs,
         max_num_batched_tokens=gen.max_num_batched_tokens, kv_cache_gib=gen.kv_cache_gib,
@@ -100,7 +102,7 @@ def build(cfg: DatasetConfig) -> list[dg.AssetsDefinition]:
         work = store.path().joinpath(*RESUME_DIR, spec_key)
         work.mkdir(parents=True, exist_ok=True)
         (work / "prompts.jsonl").write_text(prompts)
-        spec = generation_spec(gen, model_folder(llm_model), work)
+        spec = generation_spec(gen, template, model_folder(llm_model), work)
         (work / "spec.json").write_text(spec.to_json())
         context.log.info(f"{requests.height} prompts; resume folder {work}")
         with user_errors():

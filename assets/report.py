@@ -42,9 +42,7 @@ def _tables_meta(summary: pl.DataFrame, models: list[str], table1: list[str], ta
     primary = ev.primary
 
     def table1_of(protocol: str) -> dg.MetadataValue:
-        return dg.MetadataValue.md(
-            f"{tables.protocol_heading(summary, protocol, ev.n_negatives, names)}\n\n"
-            f"{tables.table1_markdown(summary, table1, names, protocol=protocol)}")
+        return dg.MetadataValue.md(tables.table1_section(summary, table1, names, protocol, ev.n_negatives))
 
     return {
         "table1": table1_of(primary),

@@ -13,9 +13,9 @@ import polars as pl
 from assets import groups, lgcd
 from assets.encoders import asset_name as encoder_asset
 from models.device import torch_threads
+from models.evaluation.lgcd import rank_lgcd
 from models.evaluation.plan import sweep_points
 from models.evaluation.ranking import eval_users
-from models.lgcd.inference import rank_lgcd
 from models.report.sweep import sweep_markdown, sweep_metrics
 from models.report.tables import domain_names
 from pipeline.config import DatasetConfig

@@ -1,7 +1,7 @@
 """Sequence encoder pre-training speed: training steps per second.
 
 Figure: our ``DomainEncoder`` (ID + text encoders + fusion, eqs. 1-3) through
-``encoder_training.train_step``. Baseline, measured in the same run on the same
+``models.encoders.pretraining.train_step``. Baseline, measured in the same run on the same
 batches: an ID-only SASRec of the same size (one causal encoder over item IDs,
 softmax over the ID embedding table), i.e. what the text branch and the fusion
 cost on top of a plain single-modality sequential recommender.

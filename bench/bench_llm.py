@@ -83,7 +83,7 @@ def _run(backend: str, model: Path, prompts: list[dict], work: Path, max_tokens:
     (work / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
     gen = dataclasses.replace(GenerationConfig(), temperature=0.0, top_p=1.0, max_tokens=max_tokens,
                               backend=backend, chunk_size=len(prompts), **engine)
-    (work / "spec.json").write_text(generation_spec(gen, model, work).to_json())
+    (work / "spec.json").write_text(generation_spec(gen, load_template(DEFAULT_TEMPLATE), model, work).to_json())
     out = subprocess.run([str(LLM_PYTHON), str(WORKER), "generate", "--spec", str(work / "spec.json")],
                          capture_output=True, text=True, env=worker_env(), check=True)
     return json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])

@@ -23,7 +23,7 @@ from models.encoders.embedding_config import EmbeddingConfig
 from models.encoders.pretraining import EncoderTrainConfig
 from models.evaluation.config import EvaluationConfig
 from models.evaluation.plan import extra_specs
-from models.lgcd.variants import LGCDStageConfig
+from models.lgcd.variants import LGCDStageConfig, VariantSpec
 from models.pseudo.requests import GenerationConfig, GroundingConfig
 from models.pseudo.retrieval import IndexConfig
 
@@ -72,6 +72,18 @@ def _check_choice(name: str, value: Any, allowed: tuple) -> None:
         raise ValueError(f"{name}={value!r}; allowed {list(allowed)}")
 
 
+def _check_inherited(domains: Any, seed: Any) -> None:
+    """The values other sections inherit: checked before the sections are built, and on replace."""
+    if not isinstance(domains, dict) or set(domains) != set(DOMAIN_KEYS):
+        raise ValueError(f"domains must have exactly the keys A and B, got {sorted(domains or [])}")
+    categories = [d.category if isinstance(d, DomainSource) else d.get("category") if isinstance(d, dict)
+                  else None for d in domains.values()]
+    if categories[0] is not None and categories[0] == categories[1]:
+        raise ValueError("domains A and B must be different categories")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed={seed!r}; must be an integer")
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
     name: str
@@ -103,10 +115,7 @@ class DatasetConfig:
 
     def _check_own_fields(self) -> None:
         _check_choice("format", self.format, FORMATS)
-        if set(self.domains) != set(DOMAIN_KEYS):
-            raise ValueError(f"domains must have exactly the keys A and B, got {sorted(self.domains)}")
-        if self.domains["A"].category == self.domains["B"].category:
-            raise ValueError("domains A and B must be different categories")
+        _check_inherited(self.domains, self.seed)
         window = self.window_days
         if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window <= 0):
             raise ValueError(f"window_days={window!r}; must be a positive integer or null")
@@ -116,8 +125,6 @@ class DatasetConfig:
             raise ValueError(f"train_fraction={self.train_fraction!r}; allowed (0, 1)")
         _check_choice("history_policy", self.history_policy, ("strict", "full"))
         _check_choice("executor", self.executor, ("in_process", "multiprocess"))
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed={self.seed!r}; must be an integer")
 
     def _check_across_sections(self) -> None:
         """The checks that need two sections; each section checks its own fields."""
@@ -127,16 +134,16 @@ class DatasetConfig:
                     raise ValueError(f"domains.{key} needs 'reviews' and 'meta' paths for format {self.format}")
         if self.format == "llmcdsr" and self.release_dir is None:
             raise ValueError("format llmcdsr needs release_dir")
-        for spec in self.lgcd.variants:
+        try:  # generated variant names (seed replicas, sweep points) must not clash with configured ones
+            specs = self.lgcd_models()
+        except ValueError as exc:
+            raise ValueError(f"evaluation: {exc}") from exc
+        for spec in specs:
             model = self.lgcd.variant_config(spec)
             if model.d != self.encoder.d or model.max_len > self.encoder.max_len:
                 raise ValueError(f"lgcd: variant {spec.name!r} has d={model.d}, max_len={model.max_len}; "
                                  f"the encoders have d={self.encoder.d}, max_len={self.encoder.max_len} "
                                  "(lgcd.max_len may be at most encoder.max_len)")
-        try:  # generated variant names (seed replicas, sweep points) must not clash with configured ones
-            extra_specs(self.lgcd, self.evaluation.seeds, self.evaluation.sweep, self.evaluation.variant_seeds)
-        except ValueError as exc:
-            raise ValueError(f"evaluation: {exc}") from exc
 
     def domain_categories(self) -> tuple[str, str]:
         return self.domains["A"].category, self.domains["B"].category
@@ -149,9 +156,16 @@ class DatasetConfig:
         items of this one grounding run (models/lgcd/rows.py), so nK has one owner,
         ``lgcd.n_k`` and its overrides, and the retrieval depth follows from it.
         """
+        return max(self.lgcd.variant_config(s).n_k for s in self.lgcd_models())
+
+    def lgcd_models(self) -> tuple[VariantSpec, ...]:
+        """Every LGCD model to train: configured variants, then evaluation replicas and sweep points.
+
+        The replicas (one per evaluation seed) and sweep points are ``extra_specs`` of
+        models/evaluation/plan.py; a generated name that clashes with a configured one raises.
+        """
         ev = self.evaluation
-        specs = [*self.lgcd.variants, *extra_specs(self.lgcd, ev.seeds, ev.sweep, ev.variant_seeds)]
-        return max(self.lgcd.variant_config(s).n_k for s in specs)
+        return (*self.lgcd.variants, *extra_specs(self.lgcd, ev.seeds, ev.sweep, ev.variant_seeds))
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], source_file: Path) -> "DatasetConfig":
@@ -161,26 +175,20 @@ class DatasetConfig:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}; allowed {sorted(known)}")
-        domains_raw = raw.get("domains") or {}
-        if not isinstance(domains_raw, dict) or set(domains_raw) != set(DOMAIN_KEYS):
-            raise ValueError(f"domains must have exactly the keys A and B, got {sorted(domains_raw or [])}")
-        domains = {k: _section(f"domains.{k}", DomainSource.from_mapping, domains_raw[k], base)
-                   for k in DOMAIN_KEYS}
         seed = raw.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"seed={seed!r}; must be an integer")
+        _check_inherited(raw.get("domains") or {}, seed)
+        domains = {k: _section(f"domains.{k}", DomainSource.from_mapping, raw["domains"][k], base)
+                   for k in DOMAIN_KEYS}
         sections = {name: _with_paths(name, raw.get(name), base)
                     for name in ("synthetic", "embedding", "encoder", "generation", "grounding")}
         categories = (domains["A"].category, domains["B"].category)
         encoder = _section("encoder", from_mapping, EncoderTrainConfig, sections["encoder"],
                            inherited={"seed": seed})
+        own = {k: raw[k] for k in ("window_days", "k_core", "train_fraction", "history_policy", "executor")
+               if k in raw}  # the others keep the dataclass defaults
         return cls(
             name=str(raw.get("name", source_file.stem)), format=raw.get("format"), domains=domains,
-            window_days=raw.get("window_days", 365), k_core=raw.get("k_core", 5),
-            train_fraction=raw.get("train_fraction", 0.8), seed=seed,
-            release_dir=_resolve(base, raw.get("release_dir")),
-            history_policy=raw.get("history_policy", "strict"),
-            executor=raw.get("executor", "in_process"),
+            seed=seed, release_dir=_resolve(base, raw.get("release_dir")), **own,
             synthetic=_section("synthetic", from_mapping, SyntheticConfig, sections["synthetic"],
                                inherited={"seed": seed, "domains": categories},
                                owned_elsewhere={"domains": "domains.A/B.category"}),

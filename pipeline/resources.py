@@ -66,7 +66,7 @@ class PipesLLMLauncher(LLMLauncher):
     own environment keeps vLLM's pinned packages out of this one.
     """
 
-    llm_python: str | None = None  # interpreter; None: .venv-llm's when it exists, else this one
+    llm_python: str | None  # interpreter (generation.llm_python); None: .venv-llm's when it exists, else this one
 
     @classmethod
     def from_config(cls, gen: GenerationConfig) -> Self:
@@ -147,7 +147,7 @@ class ReplayLLMLauncher(LLMLauncher):
 # ---------------------------------------------------------------- the text embedder
 
 
-class TextEmbedder(dg.ConfigurableResource, ABC):
+class TextEmbedderResource(dg.ConfigurableResource, ABC):
     """Texts to vectors through the embedding cache (models/encoders/text_embedding.py).
 
     The fields are the YAML ``embedding:`` section (:class:`EmbeddingConfig`), copied in
@@ -203,7 +203,7 @@ class TextEmbedder(dg.ConfigurableResource, ABC):
                                   progress_every_s=progress_every_s)
 
 
-class SentenceTransformerEmbedder(TextEmbedder):
+class SentenceTransformerEmbedder(TextEmbedderResource):
     """The configured sentence-transformers model (the packaged all-MiniLM-L6-v2 by default).
 
     Backend and precision are resolved on this machine, as the YAML asks.
@@ -228,7 +228,7 @@ class _HashedBagOfWords:
         return out
 
 
-class HashingTextEmbedder(TextEmbedder):
+class HashingTextEmbedder(TextEmbedderResource):
     """Test implementation: a hashed bag of words stands in for the model, for fast asset tests.
 
     Deterministic across processes (blake2b, not Python's salted ``hash``); texts that

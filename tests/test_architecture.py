@@ -8,6 +8,7 @@ so a lazy import cannot slip past.
 """
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,43 @@ def test_the_check_sees_a_lazy_import_inside_a_function(tmp_path):
         "import torch\n\ndef f():\n    from pipeline.storage import Checkpoint\n    import dagster as dg\n")
     assert violations("models", tmp_path) == ["models/bad.py:4 imports pipeline",
                                               "models/bad.py:5 imports dagster"]
+
+
+# models/ stage packages, in data-flow order: a stage imports only earlier stages and the shared
+# modules at models/ top level (train, metrics, losses, device, config, sampling), which import
+# no stage
+STAGES = ("data", "encoders", "pseudo", "lgcd", "evaluation", "report")
+
+
+def stage_violations(root: Path = PROJECT_ROOT) -> list[str]:
+    out = []
+    for file in sorted((root / "models").rglob("*.py")):
+        parts = file.relative_to(root / "models").parts
+        mine = STAGES.index(parts[0]) if len(parts) > 1 else -1
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("models."):
+                other = node.module.split(".")[1]
+                if other in STAGES and STAGES.index(other) > mine:
+                    out.append(f"{file.relative_to(root)}:{node.lineno} imports models.{other}")
+    return out
+
+
+def test_each_models_stage_imports_only_earlier_stages():
+    assert stage_violations() == []
+
+
+def test_the_stage_check_sees_an_import_against_the_data_flow(tmp_path):
+    (tmp_path / "models" / "lgcd").mkdir(parents=True)
+    (tmp_path / "models" / "lgcd" / "bad.py").write_text("from models.evaluation.ranking import rank_users\n")
+    (tmp_path / "models" / "train.py").write_text("from models.data.schema import SEQUENCES\n")
+    assert stage_violations(tmp_path) == ["models/lgcd/bad.py:1 imports models.evaluation",
+                                          "models/train.py:1 imports models.data"]
+
+
+def test_the_worker_spec_is_standard_library_only():
+    """workers/spec.py is read by the worker in a bare model container."""
+    source = (PROJECT_ROOT / "workers" / "spec.py").read_text()
+    assert {name for _, name in imported_roots(source)} <= set(sys.stdlib_module_names)
 
 
 def layout_folders(readme: str) -> set[str]:

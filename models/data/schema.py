@@ -37,8 +37,6 @@ item_text_embeddings_{a,b} (one table per domain, one row per item, ordered by i
     item: str, index: i32, embedding: array[f32, E]  -- sentence embedding of the item text
 """
 
-DOMAINS = ("A", "B")
-
 INTERACTIONS = ("user", "item", "timestamp", "rating", "domain")
 ITEMS = ("item", "domain", "title", "category", "brand", "description", "text")
 QUARANTINE = ("source", "line", "reason", "record")

@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from models.sampling import sample_negatives
+
 POOLS = ("all", "target", "full")
 POOL_WORDS = {"all": "1 ground truth + {n} negatives sampled from all participating domains "
                      "(paper 4.1.1); other-domain negatives score -inf for every model",
@@ -73,18 +75,6 @@ def protocol_lists(candidates: pl.DataFrame, protocol: str | None = None) -> pl.
 
 def _user_rng(seed: int, split: str, user: str) -> np.random.Generator:
     return np.random.default_rng([seed, _SPLIT_CODE.get(split, 0), zlib.crc32(user.encode())])
-
-
-def sample_negatives(rng: np.random.Generator, universe: int, truth: int, n: int) -> np.ndarray:
-    """Distinct ids of range(universe) without ``truth``: n in draw order, or all when fewer exist.
-
-    One ``rng.choice`` call (none when every id is taken), shared by the stored candidate
-    lists and LGCD's validation (models/lgcd/training.py), so both draw alike.
-    """
-    if universe - 1 <= n:
-        return np.delete(np.arange(universe), truth)
-    picked = rng.choice(universe - 1, size=n, replace=False)
-    return picked + (picked >= truth)  # skip the ground truth
 
 
 def sample_candidates(held_out: pl.DataFrame, n_items: Mapping[str, int], n_negatives: int,

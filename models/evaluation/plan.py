@@ -31,10 +31,6 @@ class Replica:
     seed: int
     spec: VariantSpec  # what to train (the variant itself when seed is its own)
 
-    @property
-    def replica_of_own_seed(self) -> bool:
-        return self.spec.name == self.variant
-
 
 def replicas(stage: LGCDStageConfig, seeds: tuple[int, ...],
              variant_seeds: tuple[int, ...] | None = None) -> list[Replica]:

@@ -178,9 +178,11 @@ class LGCDConfig:
             raise _fail("early_stopping='per_direction' needs frozen encoders: with "
                         "finetune_encoders=true both directions train them, so one direction's "
                         "best epoch is not the other's")
-        for name in ("n_k", "batch_size", "overlap_batch_size", "epochs", "patience"):
+        for name in ("batch_size", "overlap_batch_size", "epochs", "patience"):
             if getattr(self, name) < 1:
                 raise _fail(f"{name}={getattr(self, name)}; must be >= 1")
+        if not 1 <= self.n_k <= 200:  # grounding retrieves the largest nK of any model
+            raise _fail(f"n_k={self.n_k}; allowed [1, 200]")
         if self.lr <= 0:
             raise _fail(f"lr={self.lr}; must be > 0")
 

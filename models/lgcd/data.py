@@ -376,11 +376,3 @@ class TrainBatches:
             overlap = [self.pools[dom][i] for dom, sampler in self.cyclic.items()
                        for i in sampler.batch(step)]
             yield collate(pseudo + overlap, self._weights(pseudo, overlap), cfg.max_len)
-
-
-def eval_batches(rows: Sequence[SequenceRow], batch_size: int, max_len: int
-                 ) -> Iterator[tuple[list[int], LGCDBatch]]:
-    """Fixed-order batches for scoring, with the row positions each batch covers."""
-    for start in range(0, len(rows), batch_size):
-        pos = list(range(start, min(len(rows), start + batch_size)))
-        yield pos, collate([rows[i] for i in pos], max_len=max_len)

@@ -95,8 +95,9 @@ def build_model(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module]) -> LGC
         enc_len = getattr(getattr(enc, "cfg", None), "max_len", cfg.max_len)
         if d != cfg.d or enc_len < cfg.max_len:
             raise LGCDDataError(f"lgcd.d={cfg.d}, lgcd.max_len={cfg.max_len} do not fit encoder "
-                                f"{dom} (d={d}, max_len={enc_len}); set lgcd.d to encoder.d and "
-                                "lgcd.max_len at most encoder.max_len")
+                                f"{dom} (d={d}, max_len={enc_len}): the encoders were trained with "
+                                "other sizes than encoder.d / encoder.max_len say; re-materialize "
+                                "sequence_encoder_a and _b (lgcd.max_len may be at most encoder.max_len)")
     torch.manual_seed(cfg.seed)
     return LGCD(cfg, dict(encoders))
 
@@ -130,8 +131,8 @@ def fit(cfg: LGCDConfig, encoders: Mapping[str, torch.nn.Module], train: Sequenc
         result = train_lgcd(model, batches, evaluate, checkpoint_dir, on_epoch, on_progress)
     epochs_now = len(result.history) - (result.resumed_from or 0)
     fit_result = LGCDFit(result, batches.steps_per_epoch,
-                           time.perf_counter() - began - evaluate.seconds, evaluate.seconds,
-                           epochs_now * batches.steps_per_epoch)
+                         time.perf_counter() - began - evaluate.seconds, evaluate.seconds,
+                         epochs_now * batches.steps_per_epoch)
     model.load_state_dict(result.state_dict)
     return model.eval(), fit_result
 

@@ -48,7 +48,7 @@ Deviations from the paper, each a config field (README "The training path"):
   stay with the frozen shared encoders; unlike ``finetune_encoders`` the two directions
   stay independent, so ``early_stopping="per_direction"`` still applies. It lowered
   validation NDCG@10 in both directions (0.18 / 0.23 against 0.23 / 0.25), so it stays off.
-* ``pseudo_weight`` and ``epoch_unit`` (lgcd_data.TrainBatches): the pseudo
+* ``pseudo_weight`` and ``epoch_unit`` (models/lgcd/data.py TrainBatches): the pseudo
   stream's share of the loss is its share of the rows, not half, and an epoch is
   a pass over the real overlapping users.
 Choices the paper leaves open: rows excluded from diffusion training by an
@@ -60,7 +60,7 @@ prediction"). Squared norms are summed over d, as written in eqs 17, 20 and 21
 L_rec when d is large).
 
 Per-row losses are combined with the row weights of the batch (see
-lgcd_data.TrainBatches): real overlap users carry L_diff + L_guess + L_rec
+models/lgcd/data.py TrainBatches): real overlap users carry L_diff + L_guess + L_rec
 (eq 26), pseudo users L_diff + L_guess + L_align + L_rec (eq 27).
 """
 
@@ -150,7 +150,7 @@ class TransferPath(nn.Module):
     def adapt(self, items: Tensor, mask: Tensor) -> Tensor:
         """Recency-weighted mean of the adapter embeddings of the source items, (B, d).
 
-        items, mask: (B, L), right-padded (lgcd_data._pad), so the most recent real item of
+        items, mask: (B, L), right-padded (models/lgcd/data.py _pad), so the most recent real item of
         row i sits at position len_i - 1; weights are a softmax over learned logits indexed
         by the distance from it (0 = most recent), masked to the real positions.
         """

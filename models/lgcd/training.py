@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.evaluation.candidates import sample_negatives
 from models.lgcd.config import LGCDConfig
 from models.lgcd.data import DIRECTIONS, SequenceRow, TrainBatches, collate
 from models.lgcd.model import LGCD
 from models.metrics import hit_rate, ndcg, target_ranks
+from models.sampling import sample_negatives
 from models.train import LoopConfig, train_loop
 from models.train import save_checkpoint as save_checkpoint  # re-exported: tests, callers
 

@@ -187,6 +187,13 @@ def protocol_heading(summary: pl.DataFrame, protocol: str, n_negatives: int,
     return f"**Protocol `{protocol}`**: {describe_pool(protocol, n_negatives)}{effective}."
 
 
+def table1_section(summary: pl.DataFrame, models: Sequence[str], domain_names: dict[str, str],
+                   protocol: str, n_negatives: int, split: str = "test") -> str:
+    """Table 1 of one protocol under the heading that states the protocol in words."""
+    return (f"{protocol_heading(summary, protocol, n_negatives, domain_names, split)}\n\n"
+            f"{table1_markdown(summary, models, domain_names, split, protocol)}")
+
+
 def table_all_cutoffs_markdown(summary: pl.DataFrame, models: Sequence[str],
                                domain_names: dict[str, str], split: str = "test",
                                protocol: str | None = None) -> str:

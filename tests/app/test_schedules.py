@@ -14,9 +14,9 @@ def test_the_rebuild_is_stopped_by_default_and_runs_the_full_rebuild():
 
 
 def test_the_cron_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(schedules.ENV_CRON, raising=False)
+    assert importlib.reload(schedules).weekly_full_rebuild.cron_schedule == "0 3 * * 0"  # Sundays 03:00
     monkeypatch.setenv(schedules.ENV_CRON, "30 1 * * *")
-    try:
-        assert importlib.reload(schedules).weekly_full_rebuild.cron_schedule == "30 1 * * *"
-    finally:
-        monkeypatch.delenv(schedules.ENV_CRON)
-        assert importlib.reload(schedules).weekly_full_rebuild.cron_schedule == "0 3 * * 0"
+    assert importlib.reload(schedules).weekly_full_rebuild.cron_schedule == "30 1 * * *"
+    monkeypatch.undo()  # the environment the suite started with, and the schedule built from it
+    importlib.reload(schedules)

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from assets import embeddings
+from models.data.schema import ITEM_TEXT_EMBEDDINGS
 from models.encoders.embedding_config import EmbeddingConfig
 from pipeline import storage
 from pipeline.resources import HashingTextEmbedder, SentenceTransformerEmbedder
@@ -36,6 +37,7 @@ def test_each_domain_is_embedded_by_index_through_the_cache(demo_cfg, storage_ro
         assert meta["cache"].value == f".cache/embeddings/{meta['model_identity'].value}"
         assert (meta["dim"].value, meta["cache_misses"].value) == (16, N_ITEMS[domain])
         table = storage.read(meta["path"].value)
+        assert table.columns == list(ITEM_TEXT_EMBEDDINGS)
         rows = catalog.filter(pl.col("domain") == domain).sort("index")
         assert table["item"].to_list() == rows["item"].to_list()
         expected, _ = HashingTextEmbedder.from_config(demo_cfg.embedding, dim=16).embed(rows["text"].to_list())

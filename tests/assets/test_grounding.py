@@ -69,9 +69,10 @@ def test_titles_are_grounded_to_their_nearest_items(per_title, storage_root, ins
     for u in (0, 2, 3, 4):  # a title is nearest to its own item's text ("<title> | cat | brand")
         assert rows[f"a{u}"]["pseudo_items"][0] == u + 3 and not rows[f"a{u}"]["fallback"]
     assert rows["a1"]["fallback"]
+    assert meta["n_k"].value == per_title.pseudo_items_retrieved == 20  # the demo sweep's largest nK
     for user, row in rows.items():
         target = row["target_domain"]
-        assert len(row["pseudo_items"]) == min(meta["n_k"].value, N_ITEMS[target])
+        assert len(row["pseudo_items"]) == min(per_title.pseudo_items_retrieved, N_ITEMS[target])
         assert len(row["items"]) == 3 + len(row["pseudo_items"])
         pseudo = [i for i, flag in zip(row["items"], row["is_pseudo"], strict=True) if flag]
         assert pseudo == row["pseudo_items"], user

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from assets import llm, pseudo
+from models.pseudo.prompts import load_template
 from pipeline import storage
 from pipeline.resources import ReplayLLMLauncher, canned_reply
 from tests.assets.stubs import SINGLE_USERS, catalog_table, sequences_table, table_asset, title
@@ -90,6 +91,6 @@ def test_resume_folder_key_and_spec(cfg, storage_root, instance):
     key = hashlib.sha256(((work / "prompts.jsonl").read_text() + json.dumps(sampling, sort_keys=True)
                           + str(model.path)).encode()).hexdigest()[:16]
     assert Path(meta["cache"].value) == Path(*pseudo.RESUME_DIR, key)
-    spec = pseudo.generation_spec(gen, llm.model_folder(model), work)
+    spec = pseudo.generation_spec(gen, load_template(Path(gen.template)), llm.model_folder(model), work)
     assert (work / "spec.json").read_text() == spec.to_json()
     assert (spec.n_items, spec.chunk_size, spec.enforce_eager) == (3, 4, not gen.compile)

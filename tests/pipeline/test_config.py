@@ -20,6 +20,14 @@ def test_shipped_configs_load(name):
     ({"colour": "red"}, "unknown fields"),
     ({"synthetic": {"n_reviews": 5}}, "n_reviews=5 is out of range"),
     ({"synthetic": {"overlap_fraction": 2.0}}, "overlap_fraction=2.0 is out of range"),
+    ({"synthetic": {"domains": ["X", "Y"]}}, "synthetic: domains is set by domains.A/B.category"),
+    ({"domains": {"A": {"category": "Food"}, "B": {"reviews": "r.json"}}}, "domains.B: category is missing"),
+    ({"domains": {"A": {"category": "Food"}}}, "domains must have exactly the keys A and B, got ['A']"),
+    ({"domains": {"A": "Food", "B": "Kitchen"}}, "domains.A: category is missing"),
+    ({"domains": {"A": {"category": "Food"}, "B": {"category": "Food"}}}, "must be different categories"),
+    ({"grounding": {"index": {"kind": "lsh"}}}, "grounding.index: index kind='lsh'"),
+    ({"window_days": 0}, "window_days=0; must be a positive integer or null"),
+    ({"history_policy": "loose"}, "history_policy='loose'; allowed ['strict', 'full']"),
 ])
 def test_bad_configs_name_file_and_field(tmp_path, override, message):
     path = write_demo_yaml(tmp_path, **override)

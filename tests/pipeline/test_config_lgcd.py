@@ -31,6 +31,8 @@ def test_every_paper_variant_parses_from_yaml(tmp_path):
     ({"T": 0}, "lgcd: LGCDConfig: T=0"),
     ({"variants": ["wo_magic"]}, "unknown preset 'wo_magic'"),
     ({"d": 32}, "lgcd: d is set by encoder.d"),
+    ({"n_k": 5000}, "n_k=5000; allowed [1, 200]"),
+    ({"variants": [{"name": "nk_big", "n_k": 201}]}, "variant 'nk_big': LGCDConfig: n_k=201"),
     ({"variants": [{"name": "wide", "d": 128}]}, "variant 'wide': d is set by encoder.d"),
     ({"max_len": 80}, "variant 'full' has d=64, max_len=80; the encoders have d=64, max_len=50"),
     ({"device": ""}, "device=''"),

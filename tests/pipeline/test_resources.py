@@ -62,11 +62,11 @@ def test_launcher_names_a_missing_interpreter(tmp_path):
 
 def test_launcher_defaults_to_the_llm_venv_else_this_interpreter(tmp_path, monkeypatch):
     monkeypatch.setattr(resources.settings, "PROJECT_ROOT", tmp_path)
-    assert PipesLLMLauncher().python() == sys.executable
+    assert PipesLLMLauncher(llm_python=None).python() == sys.executable
     venv_python = tmp_path / ".venv-llm" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)
     venv_python.touch()
-    assert PipesLLMLauncher().python() == str(venv_python)
+    assert PipesLLMLauncher(llm_python=None).python() == str(venv_python)
 
 
 def test_launcher_runs_the_worker_through_pipes(tmp_path, instance):
@@ -82,7 +82,7 @@ def test_launcher_runs_the_worker_through_pipes(tmp_path, instance):
         stats.update(llm.generate(context, tmp_path / "spec.json"))
         return dg.MaterializeResult()
 
-    assert dg.materialize([generated], resources={"llm": PipesLLMLauncher()}, instance=instance).success
+    assert dg.materialize([generated], resources={"llm": PipesLLMLauncher(llm_python=None)}, instance=instance).success
     assert stats["backend"] is None and stats["chunks_resumed"] == 2 and stats["chunks_generated"] == 0
 
 

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from assets.pseudo import generation_spec
-from models.pseudo.requests import GenerationConfig
+from models.pseudo.prompts import load_template
+from models.pseudo.requests import DEFAULT_TEMPLATE, GenerationConfig
 from pipeline.resources import WORKER, worker_env
 from pipeline.settings import PROJECT_ROOT
 from workers.spec import GenerationSpec
@@ -37,7 +38,8 @@ def _spec(tmp_path, model, backend, n_prompts, chunk_size, max_tokens=12, n_item
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
     gen = GenerationConfig(n_items=n_items, temperature=0.0, max_tokens=max_tokens, backend=backend,
                            chunk_size=chunk_size)
-    (tmp_path / "spec.json").write_text(generation_spec(gen, model, tmp_path).to_json())
+    spec = generation_spec(gen, load_template(DEFAULT_TEMPLATE), model, tmp_path)
+    (tmp_path / "spec.json").write_text(spec.to_json())
     return tmp_path / "spec.json"
 
 

@@ -18,7 +18,7 @@ def test_mismatched_sizes_and_empty_inputs_say_what_to_fix(tables):
     sequences, pseudo, text, _ = tables
     train, _ = training_rows(sequences, pseudo, n_k=4)
     valid, _ = validation_rows(sequences)
-    with pytest.raises(LGCDDataError, match="set lgcd.d to encoder.d"):
+    with pytest.raises(LGCDDataError, match="re-materialize sequence_encoder_a and _b"):
         fit(dataclasses.replace(CFG, d=16), encoders(text), train, valid, CPU)
     with pytest.raises(LGCDDataError, match="no LGCD training rows"):
         fit(CFG, encoders(text), [], valid, CPU)

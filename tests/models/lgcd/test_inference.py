@@ -1,88 +1,42 @@
-"""A trained LGCD ranks held-out users from its checkpoint parts, reproducibly."""
-
-from dataclasses import dataclass
+"""Scoring with LGCD: candidates or the whole catalog, the same scores for the same seed."""
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
-from models.encoders.sequence import DomainEncoder, EncoderConfig, encoders_from_checkpoints
-from models.evaluation.candidates import sample_all_seeds
-from models.evaluation.ranking import RANK_SCHEMA, eval_users, rank_users
-from models.lgcd.checkpoint import lgcd_from_checkpoint
 from models.lgcd.config import LGCDConfig
-from models.lgcd.inference import LGCDScorer, rank_lgcd
+from models.lgcd.data import rows_from_records
+from models.lgcd.inference import score_rows
 from models.lgcd.model import LGCD
+from tests.models.lgcd.fakes import planted_problem, pretrained_fake_encoders
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-N_ITEMS = {"A": 12, "B": 15}
-PROTOCOLS = ("all", "target")
 
-
-@dataclass
-class Parts:
-    """A plain stand-in for ``pipeline.storage.Checkpoint``: models/ takes any such object."""
-
-    state_dict: dict[str, torch.Tensor]
-    config: dict
-
-
-def encoder_parts() -> dict[str, Parts]:
+@pytest.fixture(scope="module")
+def scored():
+    records, text, n_items = planted_problem(text_dim=12, n_pseudo=8, n_overlap=4, n_eval=20,
+                                             items_per_theme=4, n_k=4, seed=2)
     torch.manual_seed(0)
-    return {d: Parts(*DomainEncoder(EncoderConfig(n_items=n, text_dim=6, d=16, n_heads=2,
-                                                  n_layers=1, max_len=8), torch.randn(n, 6))
-                     .to_checkpoint()) for d, n in N_ITEMS.items()}
+    model = LGCD(LGCDConfig(d=12, T=6, seed=0), pretrained_fake_encoders(text)).eval()
+    valid = [r for r in rows_from_records(records) if r.kind == "eval"]
+    return model, valid, n_items
 
 
-def lgcd_parts(encoders: dict[str, Parts], **overrides) -> Parts:
-    """An untrained LGCD's own weights and config, as ``checkpoint_parts`` publishes them."""
-    cfg = LGCDConfig(d=16, max_len=8, T=6, **overrides)
-    torch.manual_seed(1)
-    model = LGCD(cfg, encoders_from_checkpoints(encoders))
-    own = {k: v for k, v in model.state_dict().items()
-           if cfg.finetune_encoders or not k.startswith("encoders.")}
-    return Parts(own, cfg.to_dict())
+def test_candidate_scores_follow_the_rows_and_repeat_with_the_seed(scored):
+    model, valid, n_items = scored
+    cand = np.stack([np.r_[r.target_item, (np.arange(3) + r.target_item + 1) % n_items[r.target_domain]]
+                     for r in valid])  # (R, 4), target first
+    a = score_rows(model, valid, cand, seed=5, batch_size=7)  # batches mix directions
+    assert a.shape == (len(valid), 4) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, score_rows(model, valid, cand, seed=5, batch_size=7))
+    assert not np.array_equal(a, score_rows(model, valid, cand, seed=6))  # the reverse process is seeded
 
 
-def held_out() -> pl.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(16):
-        src, tgt = ("A", "B") if u % 2 else ("B", "A")
-        rows.append({"user": f"e{u:02d}", "split": "test" if u % 4 < 2 else "valid",
-                     "kind": "overlap", "items": [int(i) for i in rng.integers(0, 12, size=3)],
-                     "domains": [src] * 3, "source_domain": src, "target_domain": tgt,
-                     "target_item": int(rng.integers(0, 12))})
-    return pl.DataFrame(rows)
-
-
-def test_rank_lgcd_is_the_checkpoints_model_ranked_by_the_shared_ranking():
-    encoders = encoder_parts()
-    ckpt = lgcd_parts(encoders)
-    sequences = held_out()
-    users = eval_users(sequences)
-    candidates = sample_all_seeds(sequences, N_ITEMS, 8, PROTOCOLS, (0, 1))
-    ranks = rank_lgcd(ckpt, encoders, users, candidates, 1, "lgcd", 4, PROTOCOLS)
-    assert ranks.schema == pl.Schema(RANK_SCHEMA) and ranks.height == 2 * len(users)
-    net = lgcd_from_checkpoint(ckpt.state_dict, ckpt.config, encoders_from_checkpoints(encoders))
-    expected = rank_users(LGCDScorer(net, 1), users, candidates, 1, "lgcd", 4, PROTOCOLS)
-    assert ranks.equals(expected)
-    assert ranks.equals(rank_lgcd(ckpt, encoders, users, candidates, 1, "lgcd", 4, PROTOCOLS))
-
-
-def test_fine_tuned_encoders_never_leak_into_the_next_model():
-    """A checkpoint that carries fine-tuned encoder weights loads them into fresh encoders,
-    so the frozen model ranked after it sees the pre-trained ones."""
-    encoders = encoder_parts()
-    frozen = lgcd_parts(encoders)
-    tuned = lgcd_parts(encoders, finetune_encoders=True)
-    tuned.state_dict = {k: v + 0.5 if k.startswith("encoders.") and v.is_floating_point() else v
-                        for k, v in tuned.state_dict.items()}
-    sequences = held_out()
-    users = eval_users(sequences)
-    candidates = sample_all_seeds(sequences, N_ITEMS, 8, PROTOCOLS, (0,))
-    alone = rank_lgcd(frozen, encoders, users, candidates, 0, "lgcd", 4, PROTOCOLS)
-    assert not rank_lgcd(tuned, encoders, users, candidates, 0, "lgcd", 4, PROTOCOLS).equals(alone)
-    assert rank_lgcd(frozen, encoders, users, candidates, 0, "lgcd", 4, PROTOCOLS).equals(alone)
+def test_full_catalog_scores_need_one_target_domain(scored):
+    model, valid, n_items = scored
+    to_b = [r for r in valid if r.target_domain == "B"]
+    assert score_rows(model, to_b, seed=0).shape == (len(to_b), n_items["B"])
+    with pytest.raises(ValueError, match="score each target domain separately"):
+        score_rows(model, valid)
+    assert score_rows(model, [], np.zeros((0, 4), dtype=np.int64)).shape == (0, 0)

@@ -18,7 +18,7 @@ from tests.models.report.test_tables import NAMES, ranks_table
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_report_plots_are_small_pngs():
+def test_report_figures_are_small_pngs():
     for png in (sensitivity_png(sweep_points(), NAMES),
                 metric_bars_png(summarize(ranks_table()), ["lgcd", "sasrec"], NAMES)):
         assert png[:8] == PNG_MAGIC and len(png) < 100_000

@@ -17,6 +17,7 @@ from models.report.tables import (
     pseudo_sources_markdown,
     summarize,
     table1_markdown,
+    table1_section,
     table3_markdown,
     table3_models,
 )
@@ -119,6 +120,8 @@ def test_each_protocol_has_its_own_table_and_heading():
     assert heading.startswith("**Protocol `all`**: 1 ground truth + 999 negatives sampled from all")
     assert "effective candidates per test user: Food 30.0, Kitchen 30.0" in heading
     assert "Food 100.0" in protocol_heading(summary, "target", 999, NAMES)
+    assert table1_section(summary, ["sasrec", "lgcd"], NAMES, "target", 999) == (
+        f"{protocol_heading(summary, 'target', 999, NAMES)}\n\n{target}")
     # significance and the paper comparison read one protocol each
     tests = significance(ranks, "lgcd", "sasrec", permutations=200, protocol="target")
     assert tests["all"].mean_a == 0.0
