@@ -15,14 +15,7 @@ import polars as pl
 from assets import groups
 from models.device import torch_threads
 from models.encoders.embedding_config import EmbeddingError
-from models.encoders.text_embedding import (
-    Progress,
-    domain_items,
-    item_texts,
-    model_identity,
-    resolve_model,
-    resolve_runtime,
-)
+from models.encoders.text_embedding import Progress, TextEmbedder, domain_items, item_texts
 from pipeline.config import DatasetConfig
 from pipeline.errors import user_errors
 from pipeline.executors import PRIORITY_CHAIN, priority, step_threads
@@ -44,10 +37,8 @@ def _model_version(cfg: DatasetConfig) -> str:
     A model that cannot be found still lets the code location load; the asset
     then fails with the path named.
     """
-    try:
-        folder = resolve_model(cfg.embedding.model)
-        return model_identity(cfg.embedding.model, folder, cfg.embedding,
-                              resolve_runtime(cfg.embedding))
+    try:  # resolves the folder and the runtime only: the model loads on the first encode
+        return TextEmbedder(cfg.embedding).identity
     except EmbeddingError:
         return f"unresolved:{cfg.embedding.model}"
 

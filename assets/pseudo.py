@@ -31,6 +31,8 @@ from pipeline.versioning import code_version
 from workers.spec import GenerationSpec
 
 RESUME_DIR = (".cache", "pseudo_generations")
+
+
 def generation_spec(gen: GenerationConfig, template: PromptTemplate, model_path: Path,
                     work: Path) -> GenerationSpec:
     """The worker's spec for one run: sampling from ``gen``, files under ``work``.

@@ -118,10 +118,8 @@ class ReplayLLMLauncher(LLMLauncher):
 
     def generate(self, context: dg.AssetExecutionContext, spec_path: Path) -> dict:
         spec = GenerationSpec.from_json(spec_path.read_text())
-        Path(spec.chunk_dir).mkdir(parents=True, exist_ok=True)
         reply = self._replies(spec.n_items)
-        chunks = spec.chunks(spec.read_prompts())
-        todo = [i for i in range(len(chunks)) if not spec.chunk_path(i).exists()]
+        chunks, todo = spec.pending()
         for i in todo:
             spec.write_chunk(i, [(p["id"], reply(p["id"])) for p in chunks[i]])
         return {"backend": "replay" if todo else None, "tokens": 0, "prompt_tokens": 0,

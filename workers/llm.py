@@ -270,13 +270,10 @@ def make_backend(spec: GenerationSpec):
 
 def generate(spec_path: Path) -> None:
     spec = GenerationSpec.from_json(spec_path.read_text())
-    Path(spec.chunk_dir).mkdir(parents=True, exist_ok=True)
-    prompts = spec.read_prompts()
-    chunks = spec.chunks(prompts)
-    todo = [i for i in range(len(chunks)) if not spec.chunk_path(i).exists()]
+    chunks, todo = spec.pending()
     with _pipes() as pipes:
-        pipes.log.info(f"{len(prompts)} prompts in {len(chunks)} chunks; {len(chunks) - len(todo)} "
-                       f"already done (resumed); backend preference {spec.backend}")
+        pipes.log.info(f"{sum(len(c) for c in chunks)} prompts in {len(chunks)} chunks; "
+                       f"{len(chunks) - len(todo)} already done (resumed); backend preference {spec.backend}")
         stats = {"backend": None, "tokens": 0, "prompt_tokens": 0, "prompt_tokens_cached": 0,
                  "seconds": 0.0, "chunks_resumed": len(chunks) - len(todo), "chunks_generated": 0,
                  "prefix_cache_hit_rate": None}

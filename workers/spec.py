@@ -69,6 +69,15 @@ class GenerationSpec:
         """The prompts in chunks of ``chunk_size``; chunk i is written to :meth:`chunk_path` (i)."""
         return [prompts[i:i + self.chunk_size] for i in range(0, len(prompts), self.chunk_size)]
 
+    def pending(self) -> tuple[list[list[dict]], list[int]]:
+        """The prompts in chunks, and the indices of the chunks not written yet (creates chunk_dir).
+
+        A killed run resumes here: the worker and its test stand-in write only these.
+        """
+        Path(self.chunk_dir).mkdir(parents=True, exist_ok=True)
+        chunks = self.chunks(self.read_prompts())
+        return chunks, [i for i in range(len(chunks)) if not self.chunk_path(i).exists()]
+
     def chunk_path(self, index: int) -> Path:
         return Path(self.chunk_dir) / f"chunk-{index:05d}.jsonl"
 

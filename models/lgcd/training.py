@@ -28,7 +28,6 @@ from models.lgcd.model import LGCD
 from models.metrics import hit_rate, ndcg, target_ranks
 from models.sampling import sample_negatives
 from models.train import LoopConfig, train_loop
-from models.train import save_checkpoint as save_checkpoint  # re-exported: tests, callers
 
 MONITOR = "ndcg@10"
 Evaluate = Callable[[LGCD], dict[str, float]]

@@ -7,8 +7,8 @@ import torch
 from models.lgcd.config import LGCDConfig
 from models.lgcd.data import TrainBatches, collate, rows_from_records
 from models.lgcd.model import LGCD
-from models.lgcd.training import MONITOR, CandidateEvaluator, save_checkpoint, train_lgcd
-from models.train import LoopConfig, train_loop
+from models.lgcd.training import MONITOR, CandidateEvaluator, train_lgcd
+from models.train import LoopConfig, save_checkpoint, train_loop
 from tests.models.lgcd.fakes import planted_problem, pretrained_fake_encoders
 
 CFG = LGCDConfig(d=12, T=6, batch_size=32, overlap_batch_size=8, epochs=3, patience=3, seed=3)
